@@ -1,0 +1,175 @@
+"""Catalogue, customers, orders and payment failures."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class StripeMode(models.TextChoices):
+    TEST = "test", "Test"
+    LIVE = "live", "Live"
+
+
+class Period(models.TextChoices):
+    MONTHLY = "monthly", "Monthly"
+    YEARLY = "yearly", "Yearly"
+
+
+class Bundle(models.Model):
+    """A bundle of self-hosted apps sold on the storefront (from catalog.json)."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20)
+    modules = models.JSONField(default=list)
+    min_size = models.PositiveSmallIntegerField(default=1)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tier(models.Model):
+    """A storage tier (t1, t2, t3) with its limits."""
+
+    slug = models.SlugField(max_length=8, unique=True)
+    number = models.PositiveSmallIntegerField(unique=True)
+    storage_gb = models.PositiveIntegerField()
+    ram_gb = models.PositiveIntegerField()
+    max_users = models.PositiveIntegerField()
+    backup_days = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Price(models.Model):
+    """The price of a (bundle, tier, period) in one Stripe mode; sellable when non-zero."""
+
+    bundle = models.ForeignKey(Bundle, on_delete=models.CASCADE, related_name="prices")
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="prices")
+    period = models.CharField(max_length=10, choices=Period.choices)
+    mode = models.CharField(max_length=4, choices=StripeMode.choices)
+    amount_cents = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="usd")
+    stripe_price_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bundle", "tier", "period", "mode"], name="price_unique_per_offer"
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_price_id"],
+                condition=~models.Q(stripe_price_id=""),
+                name="price_unique_stripe_price_id",
+            ),
+        ]
+        ordering = ["bundle__slug", "tier__number", "period", "mode"]
+
+    def __str__(self) -> str:
+        return f"{self.bundle.slug}/{self.tier.slug}/{self.period}/{self.mode}"
+
+    @property
+    def sellable(self) -> bool:
+        return self.amount_cents > 0
+
+
+class Customer(models.Model):
+    """One buyer, one per e-mail address (case-insensitive)."""
+
+    email = models.EmailField()
+    name = models.CharField(max_length=200, blank=True)
+    djstripe_customer = models.ForeignKey(
+        "djstripe.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="customer_unique_email_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PAID = "paid", "Paid"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Order(models.Model):
+    """One storefront checkout. Its id is an unguessable UUID the buyer may see."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    # Null only for a paid session whose metadata names no known bundle or tier: staff must act.
+    bundle = models.ForeignKey(Bundle, null=True, blank=True, on_delete=models.PROTECT)
+    tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT)
+    period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTHLY)
+    beacon_name = models.CharField(max_length=63, blank=True)
+    region = models.CharField(max_length=32, blank=True)
+    custom_domain = models.CharField(max_length=253, blank=True)
+    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    stripe_mode = models.CharField(
+        max_length=4, choices=StripeMode.choices, default=StripeMode.TEST
+    )
+    status = models.CharField(
+        max_length=10, choices=OrderStatus.choices, default=OrderStatus.PENDING
+    )
+    stripe_checkout_session_id = models.CharField(max_length=255, null=True, blank=True)
+    stripe_subscription_id = models.CharField(max_length=255, null=True, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    needs_attention = models.BooleanField(default=False)
+    attention_reason = models.TextField(blank=True)
+    stripe_metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_checkout_session_id"], name="order_unique_checkout_session"
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_subscription_id"], name="order_unique_subscription"
+            ),
+        ]
+        indexes = [models.Index(fields=["needs_attention", "status"])]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Order {self.id} ({self.beacon_name or '?'}, {self.status})"
+
+
+class PaymentFailure(models.Model):
+    """A failed invoice payment; at most one row per Stripe invoice."""
+
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="payment_failures"
+    )
+    stripe_invoice_id = models.CharField(max_length=255, unique=True)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True)
+    amount_due_cents = models.PositiveIntegerField(default=0)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_payment_attempt = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.stripe_invoice_id

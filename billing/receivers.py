@@ -1,0 +1,1 @@
+"""dj-stripe signal receivers (filled in below)."""

@@ -1,0 +1,9 @@
+from django.views import View
+
+
+class StripeWebhookView(View):
+    pass
+
+
+def process_trigger(trigger, api_key=None):
+    pass

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class DnsConfig(AppConfig):
+    name = "dns"
+    label = "dns"
+    verbose_name = "DNS"

@@ -1,0 +1,45 @@
+"""Failure injection for the fake provider and fake DNS, for tests and demos.
+
+A FakeFault row at a point (`provider.create`, `dns.upsert`, ...) makes the next `remaining`
+calls there fail. Rows are claimed with a conditional decrement, so two workers never consume
+the same failure twice.
+"""
+
+from __future__ import annotations
+
+from django.db.models import F
+
+from provisioning.models import FakeFault, FaultKind
+from wopr.lib.errors import ExternalError
+
+
+def fault_take(point: str) -> FakeFault | None:
+    """Consume one pending fault at `point`, or return None."""
+    for fault in FakeFault.objects.filter(point=point, remaining__gt=0).order_by("pk"):
+        claimed = FakeFault.objects.filter(pk=fault.pk, remaining__gt=0).update(
+            remaining=F("remaining") - 1
+        )
+        if claimed:
+            return fault
+    return None
+
+
+def fault_error(fault: FakeFault, error_class: type[ExternalError]) -> ExternalError:
+    """The error a consumed fault raises."""
+    transient = fault.kind != FaultKind.PERMANENT
+    message = f"{fault.message} at {fault.point}"
+    return error_class(message, transient=transient, code=f"fake_{fault.kind}")
+
+
+def fault_raise_before(point: str, error_class: type[ExternalError]) -> FakeFault | None:
+    """Raise now for transient/permanent faults; hand back a lost-response fault, which the
+    caller raises after it has acted (the provider did the work, the answer was lost)."""
+    fault = fault_take(point)
+    if fault is None or fault.kind == FaultKind.LOST_RESPONSE:
+        return fault
+    raise fault_error(fault, error_class)
+
+
+def fault_inject(point: str, kind: str, times: int = 1, message: str = "injected fault") -> None:
+    """Arrange for the next `times` calls at `point` to fail with `kind`."""
+    FakeFault.objects.create(point=point, kind=kind, remaining=times, message=message)

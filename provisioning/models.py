@@ -1,0 +1,242 @@
+"""Beacons, the Jobs that change them, their timelines, and the providers they run on."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class HealthStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    HEALTHY = "healthy", "Healthy"
+    DEGRADED = "degraded", "Degraded"
+    CRITICAL = "critical", "Critical"
+
+
+class Provider(models.Model):
+    """A configured cloud provider that Beacons can be placed on."""
+
+    name = models.SlugField(max_length=32, unique=True)
+    kind = models.CharField(max_length=32)
+    enabled = models.BooleanField(default=True)
+    weight = models.PositiveIntegerField(default=100)
+    health_status = models.CharField(
+        max_length=10, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN
+    )
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProviderHealthCheck(models.Model):
+    """The result of one health sweep of one provider."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="checks")
+    status = models.CharField(max_length=10, choices=HealthStatus.choices)
+    findings = models.JSONField(default=list, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    checked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [models.Index(fields=["provider", "-checked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.status} at {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class BeaconStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROVISIONING = "provisioning", "Provisioning"
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    DECOMMISSIONING = "decommissioning", "Decommissioning"
+    DECOMMISSIONED = "decommissioned", "Decommissioned"
+    FAILED = "failed", "Failed"
+
+
+class Beacon(models.Model):
+    """A customer's server: one per paid Order, with a unique DNS name."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        "billing.Customer", null=True, on_delete=models.PROTECT, related_name="beacons"
+    )
+    order = models.OneToOneField("billing.Order", on_delete=models.PROTECT, related_name="beacon")
+    name = models.CharField(max_length=63, unique=True)
+    fqdn = models.CharField(max_length=253, unique=True)
+    bundle = models.ForeignKey("billing.Bundle", on_delete=models.PROTECT)
+    tier = models.ForeignKey("billing.Tier", on_delete=models.PROTECT)
+    modules = models.JSONField(default=list)
+    region = models.CharField(max_length=32)
+    provider = models.ForeignKey(Provider, null=True, blank=True, on_delete=models.PROTECT)
+    provider_location = models.CharField(max_length=32, blank=True)
+    server_size = models.CharField(max_length=32, blank=True)
+    provider_server_id = models.CharField(max_length=64, blank=True)
+    ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    ipv6 = models.CharField(max_length=64, blank=True)
+    status = models.CharField(
+        max_length=16, choices=BeaconStatus.choices, default=BeaconStatus.PENDING
+    )
+    stripe_mode = models.CharField(max_length=4, default="test")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return self.fqdn
+
+
+class JobKind(models.TextChoices):
+    PROVISION = "provision", "Provision"
+    SUSPEND = "suspend", "Suspend"
+    RESUME = "resume", "Resume"
+    DECOMMISSION = "decommission", "Decommission"
+
+
+class JobState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+UNFINISHED_JOB_STATES = [JobState.PENDING, JobState.RUNNING, JobState.WAITING]
+FINISHED_JOB_STATES = [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
+
+
+class Job(models.Model):
+    """One unit of lifecycle work on a Beacon. The row is the truth; queue messages only say
+    "look at job X now"."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    beacon = models.ForeignKey(Beacon, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=JobKind.choices)
+    state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.PENDING)
+    step = models.CharField(max_length=32)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=5)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    # The Beacon's callback token is derived from the secret key and this salt; only its hash
+    # is stored, so the database never holds a usable token.
+    callback_token_salt = models.CharField(max_length=64, blank=True)
+    callback_token_hash = models.CharField(max_length=64, blank=True)
+    callback_completed_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["beacon"],
+                condition=Q(state__in=UNFINISHED_JOB_STATES),
+                name="job_one_unfinished_per_beacon",
+            ),
+            models.UniqueConstraint(
+                fields=["beacon"],
+                condition=Q(kind="provision"),
+                name="job_one_provision_per_beacon",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.beacon.name} ({self.state}, {self.step})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_JOB_STATES
+
+
+class EventLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class JobEvent(models.Model):
+    """An append-only line of a Job's timeline."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    step = models.CharField(max_length=32)
+    state = models.CharField(max_length=10, choices=JobState.choices)
+    level = models.CharField(max_length=8, choices=EventLevel.choices, default=EventLevel.INFO)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.step}: {self.message}"
+
+
+class FakeServer(models.Model):
+    """A server of the fake provider. Kept in the database so every process sees the same."""
+
+    name = models.CharField(max_length=100)
+    size = models.CharField(max_length=32)
+    image = models.CharField(max_length=64)
+    location = models.CharField(max_length=32)
+    labels = models.JSONField(default=dict)
+    user_data_sha256 = models.CharField(max_length=64, blank=True)
+    ipv4 = models.GenericIPAddressField(protocol="IPv4")
+    ipv6 = models.CharField(max_length=64)
+    powered_on = models.BooleanField(default=True)
+    deleted = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # The real clouds refuse a second live server of the same name; so does the fake.
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(deleted=False), name="fakeserver_unique_live_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pk})"
+
+
+class FaultKind(models.TextChoices):
+    TRANSIENT = "transient", "Transient"
+    PERMANENT = "permanent", "Permanent"
+    LOST_RESPONSE = "lost_response", "Lost response (act, then fail transiently)"
+
+
+class FakeFault(models.Model):
+    """A failure the fake provider or fake DNS will raise at a chosen point, `remaining` times.
+
+    Points: `provider.create`, `provider.get`, `provider.power_off`, `provider.power_on`,
+    `provider.delete`, `dns.upsert`, `dns.delete`.
+    """
+
+    point = models.CharField(max_length=32)
+    kind = models.CharField(max_length=16, choices=FaultKind.choices)
+    remaining = models.PositiveIntegerField(default=1)
+    message = models.CharField(max_length=200, default="injected fault")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.point}: {self.kind} x{self.remaining}"

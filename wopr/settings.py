@@ -1,0 +1,217 @@
+"""Settings for the WOPR control plane, all read from the environment.
+
+With no environment at all the service runs on the embedded defaults: SQLite, the django-q2 ORM
+broker, the fake provider and DNS backends and console e-mail. Every variable is documented in
+`.env.example` and the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from wopr.devsecrets import dev_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=True)
+# A generated key kept in var/ for the embedded first run; wopr.checks refuses it without DEBUG.
+SECRET_KEY = env.str("SECRET_KEY", default="") or dev_secret(BASE_DIR, "secret-key", "")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "djstripe",
+    "django_q",
+    "anymail",
+    "wopr.apps.WoprConfig",
+    "billing",
+    "provisioning",
+    "dns",
+    "documents",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "wopr.urls"
+WSGI_APPLICATION = "wopr.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env.str("DATABASE_URL", default="sqlite:///db.sqlite3")
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _name = Path(DATABASES["default"]["NAME"])
+    if _name.name != ":memory:" and not _name.is_absolute():
+        DATABASES["default"]["NAME"] = str(BASE_DIR / _name)
+    # Several processes (gunicorn and the worker) share the file: wait for locks instead of
+    # failing, and take the write lock up front so two writers never deadlock on an upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+# --- WOPR ---------------------------------------------------------------------------------
+WOPR_BASE_DOMAIN = env.str("WOPR_BASE_DOMAIN", default="beacons.localhost")
+WOPR_PUBLIC_URL = env.str("WOPR_PUBLIC_URL", default="http://127.0.0.1:8001")
+DOCUMENTS_ROOT = Path(env.str("DOCUMENTS_ROOT", default=str(BASE_DIR / "var" / "documents")))
+
+PROVIDERS = env.list("PROVIDERS", default=["fake"])
+DNS_BACKEND = env.str("DNS_BACKEND", default="fake")
+HETZNER_API_URL = env.str("HETZNER_API_URL", default="https://api.hetzner.cloud/v1")
+HETZNER_API_TOKEN = env.str("HETZNER_API_TOKEN", default="")
+HETZNER_SSH_KEYS = env.list("HETZNER_SSH_KEYS", default=[])
+DIGITALOCEAN_API_URL = env.str("DIGITALOCEAN_API_URL", default="https://api.digitalocean.com")
+DIGITALOCEAN_API_TOKEN = env.str("DIGITALOCEAN_API_TOKEN", default="")
+DIGITALOCEAN_SSH_KEYS = env.list("DIGITALOCEAN_SSH_KEYS", default=[])
+CLOUDFLARE_API_URL = env.str("CLOUDFLARE_API_URL", default="https://api.cloudflare.com/client/v4")
+CLOUDFLARE_API_TOKEN = env.str("CLOUDFLARE_API_TOKEN", default="")
+CLOUDFLARE_ZONE_ID = env.str("CLOUDFLARE_ZONE_ID", default="")
+AUTHENTIK_URL = env.str("AUTHENTIK_URL", default="")
+AUTHENTIK_API_TOKEN = env.str("AUTHENTIK_API_TOKEN", default="")
+
+# The fake cloud: how long a fake server takes to boot and a fake Beacon to report `complete`.
+FAKE_SERVER_BOOT_SECONDS = env.float("FAKE_SERVER_BOOT_SECONDS", default=2.0)
+FAKE_BEACON_INSTALL_SECONDS = env.float("FAKE_BEACON_INSTALL_SECONDS", default=5.0)
+
+# Jobs: bounded retries with exponential backoff; a lease so a dead worker's job is picked up.
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=5)
+JOB_BACKOFF_BASE_SECONDS = env.float("JOB_BACKOFF_BASE_SECONDS", default=5.0)
+JOB_BACKOFF_MAX_SECONDS = env.float("JOB_BACKOFF_MAX_SECONDS", default=600.0)
+JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
+JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", default=5.0)
+JOB_CALLBACK_DEADLINE_SECONDS = env.int("JOB_CALLBACK_DEADLINE_SECONDS", default=3600)
+JOB_SWEEP_MINUTES = env.int("JOB_SWEEP_MINUTES", default=1)
+
+# --- Stripe (dj-stripe) ----------------------------------------------------------------------
+STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+STRIPE_TEST_SECRET_KEY = env.str("STRIPE_TEST_SECRET_KEY", default="")
+STRIPE_LIVE_SECRET_KEY = env.str("STRIPE_LIVE_SECRET_KEY", default="")
+STRIPE_TEST_WEBHOOK_SECRET = env.str("STRIPE_TEST_WEBHOOK_SECRET", default="") or dev_secret(
+    BASE_DIR, "webhook-secret", "whsec_dev_"
+)
+STRIPE_LIVE_WEBHOOK_SECRET = env.str("STRIPE_LIVE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+if STRIPE_API_BASE:
+    STRIPE_API_HOST = STRIPE_API_BASE  # dj-stripe points stripe-python here
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_USE_NATIVE_JSONFIELD = True
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "billing.webhooks.process_trigger"
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+
+# --- E-mail ----------------------------------------------------------------------------------
+EMAIL_FROM = env.str("EMAIL_FROM", default="WOPR <noreply@localhost>")
+DEFAULT_FROM_EMAIL = EMAIL_FROM
+SERVER_EMAIL = EMAIL_FROM
+OPERATORS_EMAIL = env.str("OPERATORS_EMAIL", default="ops@localhost")
+SMTP_HOST = env.str("SMTP_HOST", default="")
+if SMTP_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = SMTP_HOST
+    EMAIL_PORT = env.int("SMTP_PORT", default=587)
+    EMAIL_HOST_USER = env.str("SMTP_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("SMTP_PASSWORD", default="")
+    EMAIL_USE_TLS = env.bool("SMTP_USE_TLS", default=True)
+    EMAIL_TIMEOUT = 20
+else:
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+    )
+ANYMAIL = {
+    key.removeprefix("ANYMAIL_"): value
+    for key, value in env.ENVIRON.items()
+    if key.startswith("ANYMAIL_")
+}
+
+# --- Task queue (django-q2) ------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+Q_CLUSTER: dict[str, object] = {
+    "name": "wopr",
+    "workers": env.int("Q_WORKERS", default=2),
+    # A task may run for `timeout` seconds; the broker redelivers after `retry`, which must be
+    # longer. django-q2 never retries on its own: the Job row decides (finite attempts).
+    "timeout": 90,
+    "retry": 120,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+# --- DRF -------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO"},
+        # stripe-python logs request details at INFO; keep it quiet.
+        "stripe": {"level": "WARNING"},
+    },
+}
