@@ -71,7 +71,10 @@ def catalog_load(bundle_model: Any, tier_model: Any, price_model: Any) -> LoadRe
         )
         created, updated = created + was_created, updated + (not was_created)
         for tier_slug, monthly in spec["monthly_price_cents"].items():
-            for period, amount in (("monthly", monthly or 0), ("yearly", (monthly or 0) * YEARLY_MULTIPLIER)):
+            for period, amount in (
+                ("monthly", monthly or 0),
+                ("yearly", (monthly or 0) * YEARLY_MULTIPLIER),
+            ):
                 for mode in ("test", "live"):
                     _, was_created = price_model.objects.update_or_create(
                         bundle=bundle,

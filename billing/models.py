@@ -133,8 +133,9 @@ class Order(models.Model):
     status = models.CharField(
         max_length=10, choices=OrderStatus.choices, default=OrderStatus.PENDING
     )
-    stripe_checkout_session_id = models.CharField(max_length=255, null=True, blank=True)
-    stripe_subscription_id = models.CharField(max_length=255, null=True, blank=True)
+    # NULL until known: unique constraints ignore NULLs, where empty strings would collide.
+    stripe_checkout_session_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    stripe_subscription_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     stripe_customer_id = models.CharField(max_length=255, blank=True)
     needs_attention = models.BooleanField(default=False)
     attention_reason = models.TextField(blank=True)

@@ -1,1 +1,59 @@
-"""dj-stripe signal receivers (filled in below)."""
+"""Receivers of dj-stripe's webhook signals: record facts and enqueue work, nothing else.
+
+They run inside the webhook's transaction, in no set order, and make no HTTP calls; provider
+work happens in Jobs enqueued after commit. `HANDLERS` maps event types to receivers so the
+offline path (no Stripe account, see billing.webhooks) calls exactly the same functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from djstripe.models import Event
+from djstripe.signals import WEBHOOK_SIGNALS
+
+from billing.services import checkout_session_paid
+
+logger = logging.getLogger(__name__)
+
+
+def on_checkout_session_completed(
+    sender: Any = None, event: Event | None = None, **kwargs: Any
+) -> None:
+    """A finished checkout: provision when paid; async payments wait for their own event."""
+    session = event.data["object"]
+    if session.get("mode") not in (None, "subscription"):
+        logger.info("ignoring checkout session %s in mode %s", session["id"], session["mode"])
+        return
+    if session.get("payment_status") not in ("paid", "no_payment_required"):
+        logger.info(
+            "checkout session %s not paid yet (%s)", session["id"], session.get("payment_status")
+        )
+        return
+    checkout_session_paid(session=session, livemode=bool(event.livemode))
+
+
+def on_checkout_session_async_payment_succeeded(
+    sender: Any = None, event: Event | None = None, **kwargs: Any
+) -> None:
+    """A delayed payment (bank debit) went through: provision now."""
+    checkout_session_paid(session=event.data["object"], livemode=bool(event.livemode))
+
+
+HANDLERS: dict[str, Callable[..., None]] = {
+    "checkout.session.completed": on_checkout_session_completed,
+    "checkout.session.async_payment_succeeded": on_checkout_session_async_payment_succeeded,
+}
+
+for _type, _handler in HANDLERS.items():
+    WEBHOOK_SIGNALS[_type].connect(_handler, sender=Event, dispatch_uid=f"wopr:{_type}")
+
+
+def dispatch(event: Event) -> None:
+    """Call our receiver for `event` directly (the offline path; dj-stripe's own handlers,
+    which re-fetch objects from Stripe, are skipped)."""
+    handler = HANDLERS.get(event.type)
+    if handler is not None:
+        handler(sender=Event, event=event)

@@ -13,3 +13,17 @@ class WoprConfig(AppConfig):
 
     def ready(self) -> None:
         from wopr import checks  # noqa: F401  (registers the system checks)
+
+        _drop_djstripe_callback_deprecation_check()
+
+
+def _drop_djstripe_callback_deprecation_check() -> None:
+    """dj-stripe warns on every command that DJSTRIPE_WEBHOOK_EVENT_CALLBACK is deprecated.
+
+    It is still the only hook that replaces processing, which the offline path needs (see
+    billing.webhooks); the warning has no id to silence, so the check is unregistered here.
+    """
+    from django.core.checks.registry import registry
+    from djstripe import checks as djstripe_checks
+
+    registry.registered_checks.discard(djstripe_checks.check_webhook_event_callback_accepts_api_key)

@@ -31,7 +31,9 @@ def check_production_configuration(app_configs: Any = None, **kwargs: Any) -> li
     if settings.DNS_BACKEND == "cloudflare":
         required += ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ZONE_ID"]
     for name in _missing(*required):
-        errors.append(Error(f"{name} is not set; it is required when DEBUG is off.", id="wopr.E001"))
+        errors.append(
+            Error(f"{name} is not set; it is required when DEBUG is off.", id="wopr.E001")
+        )
     if "fake" in settings.PROVIDERS:
         errors.append(
             Error(
@@ -69,10 +71,12 @@ def check_known_backends(app_configs: Any = None, **kwargs: Any) -> list[Warning
     for name in settings.PROVIDERS:
         if name not in PROVIDER_CLASSES:
             known = ", ".join(sorted(PROVIDER_CLASSES))
-            errors.append(Error(f"PROVIDERS names unknown provider {name!r} ({known}).",
-                                id="wopr.E005"))
+            errors.append(
+                Error(f"PROVIDERS names unknown provider {name!r} ({known}).", id="wopr.E005")
+            )
     if settings.DNS_BACKEND not in DNS_BACKENDS:
         known = ", ".join(sorted(DNS_BACKENDS))
-        errors.append(Error(f"DNS_BACKEND {settings.DNS_BACKEND!r} is unknown ({known}).",
-                            id="wopr.E006"))
+        errors.append(
+            Error(f"DNS_BACKEND {settings.DNS_BACKEND!r} is unknown ({known}).", id="wopr.E006")
+        )
     return errors

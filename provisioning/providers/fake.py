@@ -50,7 +50,8 @@ class FakeProvider(CloudProvider):
                 row.save(update_fields=["ipv4", "ipv6"])
         except IntegrityError:
             raise ProviderError(
-                f"server name {spec.name!r} is already used", transient=False,
+                f"server name {spec.name!r} is already used",
+                transient=False,
                 code="uniqueness_error",
             ) from None
         if lost is not None:
@@ -95,9 +96,7 @@ class FakeProvider(CloudProvider):
     def _set_power(self, server_id: str, *, on: bool) -> str:
         point = "provider.power_on" if on else "provider.power_off"
         self._fail_if_due(point)
-        updated = FakeServer.objects.filter(pk=_pk(server_id), deleted=False).update(
-            powered_on=on
-        )
+        updated = FakeServer.objects.filter(pk=_pk(server_id), deleted=False).update(powered_on=on)
         if not updated:
             raise ProviderError(f"server {server_id} not found", transient=False, code="not_found")
         return f"power-{server_id}"
@@ -113,10 +112,9 @@ class FakeProvider(CloudProvider):
         return timezone.now() >= row.created_at + boot
 
     def _server(self, row: FakeServer) -> Server:
+        status = "running" if row.powered_on else "off"
         if not self._booted(row):
             status = "initializing"
-        else:
-            status = "running" if row.powered_on else "off"
         return Server(
             id=str(row.pk),
             name=row.name,

@@ -1,0 +1,386 @@
+"""The job engine: claim a Job, run exactly its current step, record the outcome.
+
+The Job row is the truth; a queue message only says "look at job X now", so a lost or repeated
+message loses or repeats nothing. Advancing a job:
+
+1. claim it with a conditional update that sets a lease (a second worker's update touches no
+   row and it walks away);
+2. run the current step, which first looks for the result it would make, so a rerun after a
+   crash adopts instead of duplicating;
+3. in one transaction, guarded by the lease token and the step name, save the checkpoint, move
+   to the next step, release the lease and write a JobEvent; enqueue the next advance after
+   commit.
+
+A step ends in one of four ways: `Done`, `Wait` (look again later; no worker sleeps), a transient
+`ExternalError` (attempt counted, exponential backoff with jitter, bounded) or a permanent one
+(the workflow's `compensate` step undoes what was made, then the job fails).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from provisioning.models import UNFINISHED_JOB_STATES, EventLevel, Job, JobEvent, JobState
+from wopr.lib.errors import ExternalError
+
+logger = logging.getLogger(__name__)
+
+COMPENSATE = "compensate"
+
+
+@dataclass(frozen=True)
+class Done:
+    """The step finished; `checkpoint` is what it produced (saved under the step's name)."""
+
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do yet (a provider action running, a callback not yet received)."""
+
+    until: datetime
+    message: str
+
+
+StepFunction = Callable[[Job], Done | Wait]
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """The ordered steps of one job kind and, optionally, the step that undoes them."""
+
+    steps: tuple[tuple[str, StepFunction], ...]
+    compensate: StepFunction | None = None
+
+    @property
+    def first_step(self) -> str:
+        return self.steps[0][0]
+
+    def function(self, step: str) -> StepFunction:
+        if step == COMPENSATE and self.compensate is not None:
+            return self.compensate
+        return dict(self.steps)[step]
+
+    def next_step(self, step: str) -> str | None:
+        names = [name for name, _ in self.steps]
+        index = names.index(step)
+        return names[index + 1] if index + 1 < len(names) else None
+
+
+WORKFLOWS: dict[str, Workflow] = {}
+
+
+def workflow_register(kind: str, workflow: Workflow) -> None:
+    WORKFLOWS[kind] = workflow
+
+
+# --- enqueueing ------------------------------------------------------------------------------
+
+
+def job_enqueue(job_id: uuid.UUID | str) -> None:
+    """Ask a worker to look at the job once the current transaction commits (ids only)."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(
+        lambda: async_task("provisioning.tasks.job_advance", str(job_id), group="jobs")
+    )
+
+
+def job_wake_at(job_id: uuid.UUID | str, when: datetime) -> None:
+    """Ask the scheduler to look at the job again at `when` (one pending wake per job).
+
+    The periodic sweep (`jobs_sweep`) is the safety net if this wake is ever lost.
+    """
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name=f"wake-job-{job_id}",
+        defaults={
+            "func": "provisioning.tasks.job_advance",
+            "args": repr(str(job_id)),
+            "schedule_type": Schedule.ONCE,
+            "repeats": -1,
+            "next_run": when,
+        },
+    )
+
+
+def jobs_due(now: datetime | None = None, limit: int = 500) -> list[uuid.UUID]:
+    """Unfinished jobs whose next attempt is due and whose lease (if any) has expired."""
+    now = now or timezone.now()
+    return list(
+        Job.objects.filter(state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+# --- advancing -------------------------------------------------------------------------------
+
+
+def job_advance(*, job_id: uuid.UUID | str) -> bool:
+    """Run the job's current step if it is due and nobody else holds it. True if it ran."""
+    token = uuid.uuid4()
+    now = timezone.now()
+    claimed = (
+        Job.objects.filter(pk=job_id, state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(
+            state=JobState.RUNNING,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        )
+    )
+    if not claimed:
+        return False
+    job = Job.objects.select_related("beacon", "beacon__order", "beacon__provider").get(pk=job_id)
+    if job.started_at is None:
+        Job.objects.filter(pk=job.pk).update(started_at=now)
+    workflow = WORKFLOWS[job.kind]
+    try:
+        outcome = workflow.function(job.step)(job)
+    except ExternalError as error:
+        if error.transient:
+            _fail_transient(job, token, error)
+        else:
+            _fail_permanent(job, token, str(error))
+    except Exception as error:  # a bug or an unforeseen failure: bounded retries, then fail
+        logger.exception("job %s step %s raised", job.pk, job.step)
+        _fail_transient(
+            job, token, ExternalError(f"{type(error).__name__}: {error}", transient=True)
+        )
+    else:
+        if isinstance(outcome, Wait):
+            _wait(job, token, outcome)
+        else:
+            _finish_step(job, token, workflow, outcome)
+    return True
+
+
+def _guarded(job: Job, token: uuid.UUID) -> Any:
+    """The job row as long as we still hold its lease on the same step."""
+    return Job.objects.filter(pk=job.pk, lease_token=token, state=JobState.RUNNING, step=job.step)
+
+
+def _release(job: Job, token: uuid.UUID) -> None:
+    """We lost the step (cancelled or taken over): drop our lease if it is still ours."""
+    Job.objects.filter(pk=job.pk, lease_token=token).update(lease_token=None, lease_expires_at=None)
+    logger.warning("job %s: step %s result discarded, the job moved on", job.pk, job.step)
+
+
+def _finish_step(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Done) -> None:
+    now = timezone.now()
+    checkpoint = {**job.checkpoint, job.step: {**outcome.checkpoint, "at": now.isoformat()}}
+    updates: dict[str, Any] = {
+        "checkpoint": checkpoint,
+        "attempts": 0,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "next_attempt_at": now,
+    }
+    following = None if job.step == COMPENSATE else workflow.next_step(job.step)
+    if following:
+        updates.update(step=following, state=JobState.PENDING)
+    elif job.step == COMPENSATE:
+        final = job.checkpoint.get("failure", {}).get("final_state", JobState.FAILED)
+        updates.update(state=final, finished_at=now)
+    else:
+        updates.update(state=JobState.COMPLETED, finished_at=now)
+    with transaction.atomic():
+        if not _guarded(job, token).update(**updates):
+            _release(job, token)
+            return
+        _event(job, updates["state"], outcome.message or f"{job.step} done")
+        if following:
+            job_enqueue(job.pk)
+
+
+def _wait(job: Job, token: uuid.UUID, outcome: Wait) -> None:
+    with transaction.atomic():
+        updated = _guarded(job, token).update(
+            state=JobState.WAITING,
+            next_attempt_at=outcome.until,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+        if not updated:
+            _release(job, token)
+            return
+        last = job.events.order_by("-at", "-id").values_list("step", "message").first()
+        if last != (job.step, outcome.message):
+            _event(job, JobState.WAITING, outcome.message)
+        job_wake_at(job.pk, outcome.until)
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped, then 50-100% of it."""
+    ceiling = min(
+        settings.JOB_BACKOFF_MAX_SECONDS, settings.JOB_BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
+    )
+    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not cryptography)
+
+
+def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> None:
+    attempt = job.attempts + 1
+    if attempt >= job.max_attempts:
+        _fail_permanent(job, token, f"gave up after {attempt} attempts: {error}")
+        return
+    delay = error.retry_after if error.retry_after is not None else backoff_seconds(attempt)
+    when = timezone.now() + timedelta(seconds=delay)
+    with transaction.atomic():
+        updated = _guarded(job, token).update(
+            state=JobState.PENDING,
+            attempts=attempt,
+            last_error=str(error)[:2000],
+            next_attempt_at=when,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+        if not updated:
+            _release(job, token)
+            return
+        _event(
+            job,
+            JobState.PENDING,
+            f"attempt {attempt} failed ({error}); retrying in {delay:.0f}s",
+            EventLevel.WARNING,
+        )
+        job_wake_at(job.pk, when)
+
+
+def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> None:
+    """Move to compensation (or straight to `failed` when there is nothing to undo)."""
+    workflow = WORKFLOWS[job.kind]
+    now = timezone.now()
+    if job.step == COMPENSATE or workflow.compensate is None:
+        with transaction.atomic():
+            if not _guarded(job, token).update(
+                state=JobState.FAILED,
+                last_error=message[:2000],
+                finished_at=now,
+                lease_token=None,
+                lease_expires_at=None,
+            ):
+                _release(job, token)
+                return
+            _event(job, JobState.FAILED, message, EventLevel.ERROR)
+        return
+    failure = _failure_record(job, message, JobState.FAILED)
+    with transaction.atomic():
+        if not _guarded(job, token).update(
+            step=COMPENSATE,
+            state=JobState.PENDING,
+            attempts=0,
+            last_error=message[:2000],
+            checkpoint={**job.checkpoint, "failure": failure},
+            next_attempt_at=now,
+            lease_token=None,
+            lease_expires_at=None,
+        ):
+            _release(job, token)
+            return
+        _event(
+            job, JobState.PENDING, f"{job.step} failed: {message}; compensating", EventLevel.ERROR
+        )
+        job_enqueue(job.pk)
+
+
+def _failure_record(job: Job, message: str, final_state: str) -> dict[str, Any]:
+    previous = job.checkpoint.get("failure", {})
+    return {
+        "step": job.step,
+        "message": message[:500],
+        "final_state": final_state,
+        "count": previous.get("count", 0) + 1,
+    }
+
+
+def _event(job: Job, state: str, message: str, level: str = EventLevel.INFO) -> None:
+    JobEvent.objects.create(job=job, step=job.step, state=state, message=message, level=level)
+
+
+# --- staff actions ---------------------------------------------------------------------------
+
+
+def job_cancel(*, job: Job, reason: str = "cancelled by staff") -> bool:
+    """Cancel an unfinished job: it compensates (undoes what it made) and ends `cancelled`."""
+    return job_abort(job=job, reason=reason, final_state=JobState.CANCELLED)
+
+
+def job_abort(*, job: Job, reason: str, final_state: str) -> bool:
+    """Stop an unfinished job from outside (staff, or the Beacon reporting `failed`).
+
+    A worker running a step right now keeps its lease; its result is discarded because the step
+    changed under it, and compensation starts when that lease is released or expires.
+    """
+    job.refresh_from_db()
+    if job.finished or job.step == COMPENSATE:
+        return False
+    workflow = WORKFLOWS[job.kind]
+    now = timezone.now()
+    with transaction.atomic():
+        base = Job.objects.filter(pk=job.pk, state__in=UNFINISHED_JOB_STATES, step=job.step)
+        if workflow.compensate is None:
+            state = final_state
+            updated = base.update(state=state, finished_at=now, last_error=reason)
+        else:
+            state = JobState.PENDING
+            updated = base.update(
+                step=COMPENSATE,
+                state=state,
+                attempts=0,
+                last_error=reason,
+                checkpoint={**job.checkpoint, "failure": _failure_record(job, reason, final_state)},
+                next_attempt_at=now,
+            )
+        if not updated:
+            return False
+        _event(job, state, reason, EventLevel.WARNING)
+        if workflow.compensate is not None:
+            job_enqueue(job.pk)
+    return True
+
+
+def job_retry(*, job: Job) -> bool:
+    """Start a failed or cancelled job again from its first step, or run a waiting job now."""
+    job.refresh_from_db()
+    now = timezone.now()
+    with transaction.atomic():
+        if job.finished:
+            updated = Job.objects.filter(
+                pk=job.pk, state__in=[JobState.FAILED, JobState.CANCELLED]
+            ).update(
+                state=JobState.PENDING,
+                step=WORKFLOWS[job.kind].first_step,
+                attempts=0,
+                checkpoint={"failure": job.checkpoint.get("failure", {})},
+                last_error="",
+                next_attempt_at=now,
+                finished_at=None,
+                callback_completed_at=None,
+            )
+            message = "retried by staff from the first step"
+        else:
+            updated = Job.objects.filter(pk=job.pk, state__in=UNFINISHED_JOB_STATES).update(
+                next_attempt_at=now
+            )
+            message = "staff asked to run the current step now"
+        if not updated:
+            return False
+        _event(job, JobState.PENDING, message)
+        job_enqueue(job.pk)
+    return True

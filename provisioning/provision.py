@@ -1,0 +1,285 @@
+"""The provision workflow (SPEC §3.4): each step idempotent, looking for its result first."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing.catalog import region_locations, server_size
+from billing.models import Order
+from dns.services import dns_records_delete, dns_records_upsert
+from documents.models import DocumentKind
+from documents.services import document_kinds_for, document_path, document_render
+from provisioning.callbacks import job_callback_record, job_callback_token
+from provisioning.jobs import Done, Wait, Workflow, workflow_register
+from provisioning.models import Beacon, BeaconStatus, HealthStatus, Job, Provider
+from provisioning.providers import get_provider
+from provisioning.providers.base import ServerSpec
+from provisioning.userdata import bootstrap_user_data
+from wopr.lib.emails import email_send_once
+from wopr.lib.errors import ProviderError
+
+IMAGE = "debian-12"
+SERVER_READY_DEADLINE = timedelta(minutes=15)
+
+
+def providers_sync() -> None:
+    """Make sure every provider named in PROVIDERS has a row (staff tune weight and enabled)."""
+    for name in settings.PROVIDERS:
+        Provider.objects.get_or_create(name=name, defaults={"kind": name})
+
+
+def provider_candidates(region: str) -> list[tuple[Provider, str]]:
+    """Enabled, configured, not-critical providers serving `region`, with their location."""
+    providers_sync()
+    locations = region_locations(region)
+    if not locations:
+        return []
+    rows = Provider.objects.filter(enabled=True, name__in=settings.PROVIDERS).exclude(
+        health_status=HealthStatus.CRITICAL
+    )
+    found = []
+    for provider in rows.order_by("name"):
+        location = f"fake-{region}" if provider.kind == "fake" else locations.get(provider.kind)
+        if location:
+            found.append((provider, location))
+    return found
+
+
+def step_choose_provider(job: Job) -> Done:
+    """Weighted choice among healthy providers that serve the Beacon's region."""
+    beacon = job.beacon
+    Beacon.objects.filter(
+        pk=beacon.pk, status__in=[BeaconStatus.PENDING, BeaconStatus.FAILED]
+    ).update(status=BeaconStatus.PROVISIONING)
+    candidates = provider_candidates(beacon.region)
+    if not candidates:
+        raise ProviderError(
+            f"no healthy provider serves region {beacon.region!r}",
+            transient=True,
+            code="no_provider",
+        )
+    weights = [max(provider.weight, 1) for provider, _ in candidates]
+    provider, location = random.choices(candidates, weights=weights)[0]  # noqa: S311
+    size = server_size(provider.kind, max(beacon.bundle.min_size, beacon.tier.number))
+    Beacon.objects.filter(pk=beacon.pk).update(
+        provider=provider, provider_location=location, server_size=size
+    )
+    return Done(
+        {"provider": provider.name, "location": location, "size": size},
+        f"placed on {provider.name} in {location} ({size})",
+    )
+
+
+def server_labels(job: Job) -> dict[str, str]:
+    """Labels on every server we make: ids only, never personal data."""
+    return {"wopr-beacon": str(job.beacon_id), "wopr-job": str(job.pk), "managed-by": "wopr"}
+
+
+def step_create_server(job: Job) -> Done:
+    """Create the server, or adopt the one an earlier attempt of this job already made."""
+    beacon = Beacon.objects.select_related("provider", "bundle", "tier").get(pk=job.beacon_id)
+    provider = get_provider(beacon.provider.kind)
+    existing = provider.find_servers({"wopr-job": str(job.pk)})
+    if existing:
+        server, action_id, verb = existing[0], "", "adopted"
+    else:
+        spec = ServerSpec(
+            name=f"wopr-{beacon.name}",
+            size=beacon.server_size,
+            image=IMAGE,
+            location=beacon.provider_location,
+            labels=server_labels(job),
+            user_data=bootstrap_user_data(beacon, job, job_callback_token(job)),
+            ssh_keys=_ssh_keys(beacon.provider.kind),
+        )
+        created = provider.create_server(spec)
+        server, action_id, verb = created.server, created.action_id, "created"
+    Beacon.objects.filter(pk=beacon.pk).update(
+        provider_server_id=server.id, ipv4=server.ipv4, ipv6=server.ipv6 or ""
+    )
+    return Done(
+        {"server_id": server.id, "action_id": action_id},
+        f"server {server.id} {verb} at {beacon.provider.name}",
+    )
+
+
+def _ssh_keys(kind: str) -> list[str]:
+    return list(getattr(settings, f"{kind.upper()}_SSH_KEYS", []))
+
+
+def step_wait_server_running(job: Job) -> Done | Wait:
+    """Poll the create action, then the server, until the provider reports it running."""
+    beacon = Beacon.objects.select_related("provider").get(pk=job.beacon_id)
+    provider = get_provider(beacon.provider.kind)
+    created = job.checkpoint["create_server"]
+    if created.get("action_id"):
+        status = provider.action_status(created["action_id"])
+        if status == "error":
+            raise ProviderError("the provider reports the create action failed", transient=False)
+    server = provider.get_server(created["server_id"])
+    if server is None:
+        raise ProviderError(f"server {created['server_id']} disappeared", transient=False)
+    if server.status == "running":
+        Beacon.objects.filter(pk=beacon.pk).update(ipv4=server.ipv4, ipv6=server.ipv6 or "")
+        return Done({"ipv4": server.ipv4, "ipv6": server.ipv6}, "server is running")
+    if timezone.now() - _finished_at(job, "create_server") > SERVER_READY_DEADLINE:
+        raise ProviderError("server not running 15 minutes after creation", transient=False)
+    return Wait(_poll_time(), f"waiting for the server to boot ({server.status})")
+
+
+def step_dns(job: Job) -> Done:
+    """A and AAAA for the fqdn and its wildcard, unproxied, TTL 300."""
+    beacon = Beacon.objects.get(pk=job.beacon_id)
+    records = dns_records_upsert(beacon=beacon)
+    return Done(
+        {"records": [record.provider_record_id for record in records]},
+        f"{len(records)} DNS records published",
+    )
+
+
+def step_wait_callback(job: Job) -> Done | Wait:
+    """Wait for the Beacon's `complete` callback, with a deadline.
+
+    The fake provider's Beacon reports on its own FAKE_BEACON_INSTALL_SECONDS after its server
+    was created, through the same service the callback API uses.
+    """
+    if job.callback_completed_at:
+        return Done(message="the Beacon reported that installation is complete")
+    beacon = Beacon.objects.select_related("provider").get(pk=job.beacon_id)
+    started = _finished_at(job, "create_server")
+    if beacon.provider.kind == "fake":
+        ready = started + timedelta(seconds=settings.FAKE_BEACON_INSTALL_SECONDS)
+        if timezone.now() >= ready:
+            job_callback_record(job=job, status="complete", message="fake Beacon installed")
+            return Done(message="the fake Beacon reported that installation is complete")
+        return Wait(min(ready, _poll_time()), "waiting for the Beacon to finish installing")
+    deadline = started + timedelta(seconds=settings.JOB_CALLBACK_DEADLINE_SECONDS)
+    if timezone.now() > deadline:
+        raise ProviderError(
+            "the Beacon did not report completion before the deadline",
+            transient=False,
+            code="callback_deadline",
+        )
+    return Wait(
+        min(deadline, timezone.now() + timedelta(seconds=60)),
+        "waiting for the Beacon to finish installing",
+    )
+
+
+def step_render_documents(job: Job) -> Done:
+    beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=job.beacon_id)
+    kinds = [document_render(beacon=beacon, kind=kind).kind for kind in document_kinds_for(beacon)]
+    return Done({"documents": kinds}, f"rendered {', '.join(kinds)}")
+
+
+def step_send_welcome(job: Job) -> Done:
+    beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=job.beacon_id)
+    card = beacon.documents.get(kind=DocumentKind.WELCOME_CARD)
+    message = email_send_once(
+        key=f"welcome:{beacon.pk}",
+        template="welcome",
+        to=beacon.order.email,
+        context={
+            "beacon": beacon,
+            "order": beacon.order,
+            "bundle": beacon.bundle,
+            "tier": beacon.tier,
+            "url": f"https://{beacon.fqdn}",
+        },
+        beacon=beacon,
+        order=beacon.order,
+        attachments=[
+            (f"{beacon.name}-welcome-card.pdf", document_path(card).read_bytes(), "application/pdf")
+        ],
+    )
+    return Done({"email": message.pk}, f"welcome e-mail {message.status}")
+
+
+def step_activate(job: Job) -> Done:
+    Beacon.objects.filter(pk=job.beacon_id, status=BeaconStatus.PROVISIONING).update(
+        status=BeaconStatus.ACTIVE
+    )
+    return Done(message="Beacon is active")
+
+
+def compensate_provision(job: Job) -> Done:
+    """Undo a failed or cancelled provisioning: delete every server and DNS record made for the
+    Beacon (found by label and name, not only by checkpoint), then tell the people concerned."""
+    beacon = Beacon.objects.select_related("provider", "order").get(pk=job.beacon_id)
+    deleted = []
+    if beacon.provider is not None:
+        provider = get_provider(beacon.provider.kind)
+        for server in provider.find_servers({"wopr-beacon": str(beacon.pk)}):
+            provider.delete_server(server.id)
+            deleted.append(server.id)
+    dns_records_delete(beacon=beacon)
+    failure = job.checkpoint.get("failure", {})
+    final = failure.get("final_state", "failed")
+    with transaction.atomic():
+        Beacon.objects.filter(pk=beacon.pk).update(
+            status=BeaconStatus.FAILED, provider_server_id="", ipv4=None, ipv6=""
+        )
+        Order.objects.filter(pk=beacon.order_id).update(
+            needs_attention=True,
+            attention_reason=f"provisioning {final}: {failure.get('message', '')}"[:1000],
+        )
+    if final == "failed":
+        _failure_emails(job, beacon, failure)
+    return Done(
+        {"deleted_servers": deleted},
+        f"compensated: {len(deleted)} server(s) deleted, DNS records removed",
+    )
+
+
+def _failure_emails(job: Job, beacon: Beacon, failure: dict) -> None:
+    email_send_once(
+        key=f"provisioning_failed_operators:{job.pk}:{failure.get('count', 1)}",
+        template="provisioning_failed_operators",
+        to=settings.OPERATORS_EMAIL,
+        context={
+            "beacon": beacon,
+            "job": job,
+            "error": failure.get("message", ""),
+            "admin_url": f"{settings.WOPR_PUBLIC_URL.rstrip('/')}"
+            f"/admin/provisioning/beacon/{beacon.pk}/change/",
+        },
+        beacon=beacon,
+        order=beacon.order,
+    )
+    email_send_once(
+        key=f"provisioning_failed_customer:{job.pk}",
+        template="provisioning_failed_customer",
+        to=beacon.order.email,
+        context={"beacon": beacon, "order": beacon.order},
+        beacon=beacon,
+        order=beacon.order,
+    )
+
+
+def _finished_at(job: Job, step: str) -> datetime:
+    return datetime.fromisoformat(job.checkpoint[step]["at"])
+
+
+def _poll_time() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.JOB_POLL_SECONDS)
+
+
+PROVISION = Workflow(
+    steps=(
+        ("choose_provider", step_choose_provider),
+        ("create_server", step_create_server),
+        ("wait_server_running", step_wait_server_running),
+        ("dns", step_dns),
+        ("wait_callback", step_wait_callback),
+        ("render_documents", step_render_documents),
+        ("send_welcome", step_send_welcome),
+        ("activate", step_activate),
+    ),
+    compensate=compensate_provision,
+)
+workflow_register("provision", PROVISION)
