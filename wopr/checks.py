@@ -9,10 +9,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
 
 def _missing(*names: str) -> list[str]:
-    return [name for name in names if not getattr(settings, name, "")]
+    return [name for name in names if not _configured(name)]
+
+
+def _configured(name: str) -> bool:
+    try:
+        return bool(getattr(settings, name, ""))
+    except ImproperlyConfigured:  # Django refuses to hand out an empty SECRET_KEY
+        return False
 
 
 @register("wopr")

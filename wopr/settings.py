@@ -7,6 +7,7 @@ broker, the fake provider and DNS backends and console e-mail. Every variable is
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -77,6 +78,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["NAME"] = str(BASE_DIR / _name)
     # Several processes (gunicorn and the worker) share the file: wait for locks instead of
     # failing, and take the write lock up front so two writers never deadlock on an upgrade.
+    # A file, not memory, for the test database: the process tests share it with gunicorn and
+    # the qcluster they start.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")
+    }
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
@@ -167,6 +173,7 @@ else:
     EMAIL_BACKEND = env.str(
         "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
     )
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
 ANYMAIL = {
     key.removeprefix("ANYMAIL_"): value
     for key, value in env.ENVIRON.items()

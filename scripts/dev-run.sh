@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Development run (`make run`): migrate, load the catalogue, then gunicorn and the django-q2
+# worker together in the foreground. Ctrl-C stops both; so does either one exiting.
+# BIND (default 127.0.0.1:8001) sets gunicorn's address; the rest comes from the environment.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=.venv/bin/python
+BIND="${BIND:-127.0.0.1:8001}"
+URL="http://${BIND/0.0.0.0/127.0.0.1}"
+
+"$PY" manage.py migrate --noinput
+"$PY" manage.py load_catalog
+
+if [[ -z "${DATABASE_URL:-}${PROVIDERS:-}${DNS_BACKEND:-}${SMTP_HOST:-}" ]]; then
+  cat <<'BANNER'
+
+==========================================================================================
+ Running on the EMBEDDED DEFAULTS (no DATABASE_URL, PROVIDERS, DNS_BACKEND or SMTP_HOST):
+   database   SQLite at ./db.sqlite3
+   queue      django-q2 ORM broker (same database)
+   providers  fake (no real servers are created)
+   DNS        fake (no records are published)
+   e-mail     console (messages are printed below, not sent)
+ Copy .env.example and set real values to change any of these.
+==========================================================================================
+BANNER
+fi
+
+# Print the webhook signing secret only when it is the generated development one: a secret that
+# came from the environment is never shown.
+echo
+if [[ -z "${STRIPE_TEST_WEBHOOK_SECRET:-}" ]]; then
+  webhook_secret="$("$PY" manage.py shell -v 0 -c \
+    'from django.conf import settings; print(settings.STRIPE_TEST_WEBHOOK_SECRET)')"
+  if [[ -n "$webhook_secret" ]]; then
+    echo "Development Stripe webhook secret (STRIPE_TEST_WEBHOOK_SECRET, kept in var/):"
+    echo "  $webhook_secret"
+  fi
+else
+  echo "Stripe webhook secret: STRIPE_TEST_WEBHOOK_SECRET from the environment (not shown)."
+fi
+cat <<EOF
+
+Simulate a purchase (signed webhook into this server):
+  $PY manage.py simulate_purchase --bundle starter --tier t1 --email a@example.com --beacon-name demo1 --url $URL
+
+Admin: create a login once with
+  $PY manage.py createsuperuser
+then open $URL/admin/
+
+Health: curl -s $URL/api/health
+
+Starting gunicorn on $BIND and the django-q2 worker (qcluster); Ctrl-C stops both.
+
+EOF
+
+pids=()
+# shellcheck disable=SC2317  # only the traps call it
+stop() {
+  trap - INT TERM EXIT
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+trap stop EXIT
+
+.venv/bin/gunicorn wopr.wsgi:application --bind "$BIND" --workers 2 \
+  --access-logfile - --graceful-timeout 5 &
+pids+=("$!")
+"$PY" manage.py qcluster &
+pids+=("$!")
+
+# Whichever exits first ends the run; the EXIT trap stops the other.
+status=0
+wait -n || status=$?
+echo "dev-run: a process exited (status $status); stopping the other." >&2
+exit "$status"

@@ -1,0 +1,201 @@
+"""`GET /api/health`: status, configuration flags, 503 when the database is gone, no secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from provisioning.models import HealthStatus, Provider
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+FIELDS = {
+    "status",
+    "timestamp",
+    "providers",
+    "stripe_configured",
+    "database_connected",
+    "email_configured",
+    "dns_configured",
+    "dns_backend",
+    "queue",
+}
+
+
+def _set_provider(name: str, status: str, *, enabled: bool = True) -> None:
+    Provider.objects.update_or_create(
+        name=name, defaults={"kind": name, "enabled": enabled, "health_status": status}
+    )
+
+
+@pytest.mark.django_db
+def test_health_is_healthy_on_the_embedded_defaults(client):
+    response = client.get(reverse("health"))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert set(body) == FIELDS
+    assert body["status"] == "healthy"
+    assert body["database_connected"] is True
+    assert body["providers"] == ["fake"]
+    assert body["stripe_configured"] is False
+    assert body["email_configured"] is False
+    assert body["dns_configured"] is False
+    assert body["dns_backend"] == "fake"
+    assert body["queue"] == {"broker": "orm"}
+    stamp = datetime.fromisoformat(body["timestamp"])
+    assert stamp.utcoffset() is not None
+    assert stamp.utcoffset().total_seconds() == 0
+
+
+@pytest.mark.django_db
+def test_health_is_degraded_when_an_enabled_provider_is_critical(client):
+    _set_provider("fake", HealthStatus.CRITICAL)
+
+    response = client.get(reverse("health"))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["database_connected"] is True
+
+
+@pytest.mark.django_db
+def test_health_ignores_critical_providers_that_are_disabled_or_not_configured(client):
+    _set_provider("fake", HealthStatus.DEGRADED)
+    _set_provider("hetzner", HealthStatus.CRITICAL)
+    _set_provider("digitalocean", HealthStatus.CRITICAL, enabled=False)
+
+    assert client.get(reverse("health")).json()["status"] == "healthy"
+
+
+@pytest.mark.django_db
+def test_health_never_shows_a_secret(client, settings):
+    settings.STRIPE_TEST_SECRET_KEY = "sk_test_health_do_not_show_4242"
+    settings.STRIPE_TEST_WEBHOOK_SECRET = "whsec_health_do_not_show_4242"
+    settings.CLOUDFLARE_API_TOKEN = "cf_health_do_not_show_4242"
+    settings.CLOUDFLARE_ZONE_ID = "zone_health_do_not_show_4242"
+    settings.DNS_BACKEND = "cloudflare"
+
+    response = client.get(reverse("health"))
+
+    body = response.content.decode()
+    assert "do_not_show" not in body
+    assert "4242" not in body
+    assert response.json()["stripe_configured"] is True
+    assert response.json()["dns_configured"] is True
+
+
+@pytest.mark.django_db
+def test_health_reports_the_key_of_the_active_stripe_mode(client, settings):
+    settings.STRIPE_TEST_SECRET_KEY = "sk_test_x"
+    settings.STRIPE_LIVE_MODE = True
+
+    assert client.get(reverse("health")).json()["stripe_configured"] is False
+
+    settings.STRIPE_LIVE_SECRET_KEY = "sk_live_x"
+    assert client.get(reverse("health")).json()["stripe_configured"] is True
+
+
+@pytest.mark.django_db
+def test_health_reports_real_email_dns_and_redis(client, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.DNS_BACKEND = "cloudflare"
+    settings.CLOUDFLARE_API_TOKEN = "token"
+    settings.CLOUDFLARE_ZONE_ID = ""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+
+    body = client.get(reverse("health")).json()
+
+    assert body["email_configured"] is True
+    assert body["dns_configured"] is False  # a zone id is needed too
+    assert body["dns_backend"] == "cloudflare"
+    assert body["queue"] == {"broker": "redis"}
+
+
+@pytest.mark.django_db
+def test_health_answers_head_and_refuses_other_methods(client):
+    assert client.head(reverse("health")).status_code == 200
+    assert client.post(reverse("health")).status_code == 405
+    assert client.options(reverse("health")).status_code == 405
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (local URL)
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _wait_for(url: str, process: subprocess.Popen, log: Path) -> tuple[int, bytes]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            return _get(url)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    pytest.fail(f"gunicorn did not answer within 30 s:\n{log.read_text()}")
+
+
+@pytest.mark.processes
+def test_health_is_unhealthy_with_503_when_the_database_is_unreachable():
+    port = _free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL="postgres://postgres@127.0.0.1:1/nowhere",  # nothing listens on port 1
+        DEBUG="true",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        STRIPE_TEST_SECRET_KEY="sk_test_health_do_not_show_4242",
+    )
+    command = [sys.executable, "-m", "gunicorn", "wopr.wsgi:application"]
+    command += [
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        "1",
+        "--chdir",
+        str(BASE_DIR),
+        "--no-control-socket",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "gunicorn.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=out, stderr=out)
+        try:
+            status, content = _wait_for(f"http://127.0.0.1:{port}/api/health", process, log)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    assert status == 503
+    body = json.loads(content)
+    assert body["status"] == "unhealthy"
+    assert body["database_connected"] is False
+    assert body["stripe_configured"] is True
+    assert b"do_not_show" not in content
+    assert b"nowhere" not in content

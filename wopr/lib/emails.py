@@ -1,0 +1,167 @@
+"""The one way to send e-mail: every message is keyed by its cause and goes out at most once.
+
+A row in `documents.EmailMessage` is created per idempotency key, claimed with a conditional
+update before sending, and records the outcome. Call this outside a database transaction: the
+claim and the outcome must be committed whatever the caller does next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, make_msgid
+from django.db.models import F, Model, Q
+from django.template import Context, engines
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from documents.models import EmailMessage, EmailStatus
+from wopr.lib.errors import ExternalError
+
+if TYPE_CHECKING:
+    from billing.models import Order
+    from provisioning.models import Beacon
+
+# A row left in `sending` this long belongs to a sender that crashed mid-send; retry it.
+STALE_SENDING_AFTER = timedelta(minutes=10)
+MAX_ERROR_LENGTH = 500
+
+
+def email_send_once(
+    *,
+    key: str,
+    template: str,
+    to: str,
+    context: dict[str, Any],
+    beacon: Beacon | None = None,
+    order: Order | None = None,
+    attachments: Sequence[tuple[str, bytes, str]] = (),
+) -> EmailMessage:
+    """Send templates/emails/<template>.{subject.txt,txt,html} to `to`, once per `key`.
+
+    Returns the row untouched when it was already sent or another worker holds the claim.
+    On a delivery failure the row is marked failed and ExternalError(transient=True) is raised,
+    so the caller may retry with the same key.
+    """
+    message, _ = EmailMessage.objects.get_or_create(
+        idempotency_key=key,
+        defaults={"template": template, "recipient": to, "beacon": beacon, "order": order},
+    )
+    if message.status == EmailStatus.SENT:
+        return message
+
+    # Render before claiming: a template error is a bug, not a delivery failure to retry.
+    subject, text, html = _render(template, context)
+    if not _claim(message, subject):
+        message.refresh_from_db()
+        return message
+
+    email = _build(subject=subject, text=text, html=html, to=to, attachments=attachments)
+    try:
+        if email.send(fail_silently=False) != 1:
+            raise RuntimeError("the mail backend accepted no message")
+    except Exception as exc:
+        error = _describe(exc)
+        EmailMessage.objects.filter(pk=message.pk).update(
+            status=EmailStatus.FAILED, last_error=error, updated_at=timezone.now()
+        )
+        raise ExternalError(f"e-mail {key!r} not sent: {error}", transient=True) from exc
+
+    now = timezone.now()
+    EmailMessage.objects.filter(pk=message.pk).update(
+        status=EmailStatus.SENT,
+        provider_message_id=_provider_message_id(email)[:255],
+        last_error="",
+        sent_at=now,
+        updated_at=now,
+    )
+    message.refresh_from_db()
+    return message
+
+
+def admin_change_url(obj: Model) -> str:
+    """The absolute admin URL of `obj`'s change page, for operators' e-mails."""
+    meta = obj._meta
+    base = settings.WOPR_PUBLIC_URL.rstrip("/")
+    return f"{base}/admin/{meta.app_label}/{meta.model_name}/{obj.pk}/change/"
+
+
+def _claim(message: EmailMessage, subject: str) -> bool:
+    """Move the row to `sending` if nobody else is sending it; True when this caller won."""
+    now = timezone.now()
+    claimable = Q(status__in=[EmailStatus.PENDING, EmailStatus.FAILED]) | Q(
+        status=EmailStatus.SENDING, updated_at__lt=now - STALE_SENDING_AFTER
+    )
+    touched = EmailMessage.objects.filter(claimable, pk=message.pk).update(
+        status=EmailStatus.SENDING,
+        attempts=F("attempts") + 1,
+        subject=subject[:255],
+        updated_at=now,
+    )
+    return touched == 1
+
+
+def _render(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject (one line), text body (not HTML-escaped) and HTML body (autoescaped)."""
+    base = f"emails/{template}"
+    subject = " ".join(_render_plain(f"{base}.subject.txt", context).split())
+    text = _render_plain(f"{base}.txt", context)
+    html = render_to_string(f"{base}.html", context)
+    return subject, text, html
+
+
+def _render_plain(name: str, context: dict[str, Any]) -> str:
+    """Render a text template without HTML escaping; only `context` is visible to it."""
+    engine = engines["django"].engine
+    return engine.get_template(name).render(Context(context, autoescape=False))
+
+
+def _build(
+    *, subject: str, text: str, html: str, to: str, attachments: Sequence[tuple[str, bytes, str]]
+) -> EmailMultiAlternatives:
+    """The message with text and HTML parts, our own Message-ID and the attachments."""
+    sender_domain = parseaddr(settings.EMAIL_FROM)[1].rpartition("@")[2] or "localhost"
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=text,
+        from_email=settings.EMAIL_FROM,
+        to=[to],
+        headers={"Message-ID": make_msgid(domain=sender_domain)},
+    )
+    email.attach_alternative(html, "text/html")
+    for filename, content, mimetype in attachments:
+        email.attach(filename, content, mimetype)
+    return email
+
+
+def _provider_message_id(email: EmailMultiAlternatives) -> str:
+    """The ESP's id when Anymail reports one, else the Message-ID header we set."""
+    status = getattr(email, "anymail_status", None)
+    message_id = getattr(status, "message_id", None)
+    if isinstance(message_id, set):
+        message_id = ",".join(sorted(str(m) for m in message_id))
+    return str(message_id) if message_id else email.extra_headers["Message-ID"]
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, credential-free account of a failure for the row and the logs."""
+    text = f"{type(exc).__name__}: {exc}"
+    for secret in _configured_secrets():
+        text = text.replace(secret, "***")
+    return text[:MAX_ERROR_LENGTH]
+
+
+def _configured_secrets() -> list[str]:
+    """Mail credentials that must never reach the database, even if a backend echoes them."""
+    secrets = [getattr(settings, "EMAIL_HOST_PASSWORD", "")]
+    anymail = getattr(settings, "ANYMAIL", {}) or {}
+    secrets += [
+        value
+        for name, value in anymail.items()
+        if isinstance(value, str) and any(w in name for w in ("KEY", "SECRET", "TOKEN", "PASS"))
+    ]
+    return [s for s in secrets if s and len(s) >= 4]
