@@ -390,3 +390,41 @@ def test_job_ids_are_unguessable_uuids(deliver):
     deliver(checkout_completed_event(beacon_name="uuid1"))
     assert isinstance(Order.objects.get().pk, uuid.UUID)
     assert isinstance(Beacon.objects.get().pk, uuid.UUID)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_same_event_delivered_five_times_concurrently_makes_one_beacon():
+    """Five real concurrent requests (as Stripe retries can overlap): one Beacon, one server,
+    one e-mail. The Event's primary key and the Beacon's one-to-one Order decide the race."""
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    payload = encode(checkout_completed_event(beacon_name="race1"))
+    signature = sign(payload, SECRET)
+    barrier = threading.Barrier(5)
+    statuses = []
+
+    def deliver_once():
+        barrier.wait()
+        try:
+            response = Client().post(
+                URL, payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature
+            )
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver_once) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * 5
+    assert Beacon.objects.count() == 1
+    assert Beacon.objects.get().status == "active"
+    assert FakeServer.objects.count() == 1
+    assert len(mail.outbox) == 1

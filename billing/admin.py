@@ -1,0 +1,219 @@
+"""Staff views of the catalogue, customers, orders and payment failures.
+
+Orders and customers come from Stripe checkouts and carry real money: they are never added or
+deleted here, their Stripe ids are read-only, and the only things staff edit on an Order are the
+"needs attention" flag and its reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from billing.models import Bundle, Customer, Order, PaymentFailure, Price, Tier
+from provisioning.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
+
+
+@admin.register(Bundle)
+class BundleAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "kind", "min_size", "active")
+    list_filter = ("active", "kind")
+    search_fields = ("slug", "name")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Bundle | None = None) -> Any:
+        # Stripe metadata and Orders name bundles by slug.
+        return ("slug",) if obj else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ("slug", "number", "storage_gb", "ram_gb", "max_users", "backup_days")
+    search_fields = ("slug",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Tier | None = None) -> Any:
+        return ("slug", "number") if obj else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    list_display = (
+        "bundle",
+        "tier",
+        "period",
+        "mode",
+        "amount_cents",
+        "currency",
+        "stripe_price_id",
+    )
+    list_editable = ("stripe_price_id",)
+    list_filter = ("mode", "period", "tier")
+    search_fields = ("bundle__slug", "stripe_price_id")
+    list_select_related = ("bundle", "tier")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Price | None = None) -> Any:
+        return ("bundle", "tier", "period", "mode") if obj else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderInline(ReadOnlyTabularInline):
+    model = Order
+    fields = ("beacon_name", "bundle", "tier", "status", "needs_attention", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("email", "name", "stripe_customer_id", "created_at")
+    search_fields = ("email", "name", "stripe_customer_id")
+    fields = ("email", "name", "stripe_customer_id", "djstripe_customer", "created_at")
+    readonly_fields = ("stripe_customer_id", "djstripe_customer", "created_at")
+    inlines = (OrderInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """The first filter staff see: orders a human has to look at."""
+
+    title = "⚠ needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Needs attention"), ("no", "No action needed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(needs_attention=True)
+        if self.value() == "no":
+            return queryset.filter(needs_attention=False)
+        return queryset
+
+
+class PaymentFailureInline(ReadOnlyTabularInline):
+    model = PaymentFailure
+    fields = (
+        "stripe_invoice_id",
+        "amount_due_cents",
+        "attempt_count",
+        "next_payment_attempt",
+        "created_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "beacon_name",
+        "email",
+        "bundle",
+        "tier",
+        "status",
+        "needs_attention",
+        "created_at",
+    )
+    list_filter = (NeedsAttentionFilter, "status", "stripe_mode", "bundle")
+    search_fields = (
+        "email",
+        "beacon_name",
+        "stripe_checkout_session_id",
+        "stripe_subscription_id",
+        "stripe_customer_id",
+    )
+    list_select_related = ("bundle", "tier")
+    date_hierarchy = "created_at"
+    fieldsets = (
+        ("Attention", {"fields": ("needs_attention", "attention_reason")}),
+        (
+            "Order",
+            {
+                "fields": (
+                    "id",
+                    "status",
+                    "customer",
+                    "email",
+                    "name",
+                    "bundle",
+                    "tier",
+                    "period",
+                    "beacon_name",
+                    "beacon_link",
+                    "region",
+                    "custom_domain",
+                )
+            },
+        ),
+        (
+            "Stripe",
+            {
+                "fields": (
+                    "stripe_mode",
+                    "stripe_checkout_session_id",
+                    "stripe_subscription_id",
+                    "stripe_customer_id",
+                    "stripe_metadata",
+                )
+            },
+        ),
+        ("Dates", {"fields": ("created_at", "paid_at")}),
+    )
+    # Everything but the attention flag and its reason: the rest is what Stripe told us.
+    readonly_fields = tuple(
+        name
+        for _, options in fieldsets
+        for name in options["fields"]
+        if name not in ("needs_attention", "attention_reason")
+    )
+    inlines = (PaymentFailureInline,)
+
+    @admin.display(description="Beacon")
+    def beacon_link(self, obj: Order) -> Any:
+        beacon = getattr(obj, "beacon", None)
+        return admin_link(beacon, beacon.fqdn) if beacon else "—"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PaymentFailure)
+class PaymentFailureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "stripe_invoice_id",
+        "order",
+        "amount_due_cents",
+        "attempt_count",
+        "next_payment_attempt",
+        "created_at",
+    )
+    search_fields = ("stripe_invoice_id", "stripe_subscription_id", "order__email")
+    list_select_related = ("order",)
+    date_hierarchy = "created_at"
+    fields = (
+        "order",
+        "stripe_invoice_id",
+        "stripe_subscription_id",
+        "amount_due_cents",
+        "attempt_count",
+        "next_payment_attempt",
+        "created_at",
+    )
+    readonly_fields = fields

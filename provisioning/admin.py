@@ -1,0 +1,358 @@
+"""Staff views of providers, Beacons, Jobs and their timelines.
+
+Beacons and Jobs are read-only here: their state only changes through the job engine, so the
+only levers are the "Retry job" and "Cancel job" actions, which call `provisioning.jobs`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
+
+from dns.models import DnsRecord
+from documents.models import Document, EmailMessage
+from provisioning import provision  # noqa: F401  (registers the provision workflow)
+from provisioning.jobs import WORKFLOWS, job_cancel, job_retry
+from provisioning.models import (
+    Beacon,
+    FakeFault,
+    FakeServer,
+    Job,
+    JobEvent,
+    Provider,
+    ProviderHealthCheck,
+)
+
+# Never shown, not even read-only: with the secret key the salt rebuilds a Beacon's token.
+JOB_SECRET_FIELDS = ("callback_token_salt", "callback_token_hash")
+
+
+class ReadOnlyAdminMixin:
+    """For rows only services may write: staff can look, never add, edit or delete by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyTabularInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """A read-only table of related rows with a link to each row's own page."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+
+def html_table(headers: Iterable[str], rows: Iterable[tuple[Any, ...]], empty: str) -> SafeString:
+    """An escaped HTML table; every cell goes through format_html."""
+    rows = list(rows)
+    if not rows:
+        return format_html("<p>{}</p>", empty)
+    head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+def admin_link(obj: Any, text: Any = None) -> SafeString:
+    """A link to an object's change page in the admin."""
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
+
+
+# --- providers ------------------------------------------------------------------------------
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "enabled", "weight", "health_status", "last_checked_at")
+    list_editable = ("enabled", "weight")
+    list_filter = ("enabled", "kind", "health_status")
+    search_fields = ("name", "kind")
+    readonly_fields = ("health_status", "last_checked_at")
+
+
+@admin.register(ProviderHealthCheck)
+class ProviderHealthCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("provider", "status", "latency_ms", "checked_at")
+    list_filter = ("status", "provider")
+    list_select_related = ("provider",)
+    date_hierarchy = "checked_at"
+    fields = ("provider", "status", "latency_ms", "findings", "checked_at")
+    readonly_fields = fields
+
+
+# --- the two staff actions, on Jobs and on Beacons (acting on each Beacon's latest job) ----
+
+
+class JobActionsMixin:
+    """The "Retry job" and "Cancel job" actions, calling the job engine's staff actions."""
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("provisioning.change_job")
+
+    def jobs_for(self, queryset: QuerySet) -> list[Job | None]:
+        raise NotImplementedError
+
+    def _apply(
+        self, request: HttpRequest, queryset: QuerySet, verb: str, act: Callable[[Job], bool]
+    ) -> None:
+        done = skipped = 0
+        for job in self.jobs_for(queryset):
+            # A kind with no registered workflow (not built yet) cannot be retried or cancelled.
+            if job is not None and job.kind in WORKFLOWS and act(job):
+                done += 1
+            else:
+                skipped += 1
+        level = messages.SUCCESS if done else messages.WARNING
+        self.message_user(  # type: ignore[attr-defined]
+            request,
+            f"{verb} {done} job(s); skipped {skipped} (finished, already compensating, "
+            "not retryable or no job).",
+            level,
+        )
+
+    @admin.action(description="Retry job", permissions=["operate"])
+    def retry_job(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._apply(request, queryset, "Retried", lambda job: job_retry(job=job))
+
+    @admin.action(description="Cancel job", permissions=["operate"])
+    def cancel_job(self, request: HttpRequest, queryset: QuerySet) -> None:
+        reason = f"cancelled by {request.user}"
+        self._apply(request, queryset, "Cancelled", lambda job: job_cancel(job=job, reason=reason))
+
+
+# --- beacons --------------------------------------------------------------------------------
+
+
+class JobInline(ReadOnlyTabularInline):
+    model = Job
+    fields = ("kind", "state", "step", "attempts", "next_attempt_at", "last_error", "created_at")
+    readonly_fields = fields
+    exclude = JOB_SECRET_FIELDS
+    ordering = ("-created_at",)
+
+
+class DnsRecordInline(ReadOnlyTabularInline):
+    model = DnsRecord
+    fields = ("record_type", "name", "content", "ttl", "proxied", "status", "provider_record_id")
+    readonly_fields = fields
+
+
+class DocumentInline(ReadOnlyTabularInline):
+    model = Document
+    fields = ("kind", "size_bytes", "sha256", "created_at", "download")
+    readonly_fields = fields
+
+    @admin.display(description="PDF")
+    def download(self, obj: Document) -> SafeString:
+        url = reverse("admin:documents_document_download", args=[obj.pk])
+        return format_html('<a href="{}">Download</a>', url)
+
+
+@admin.register(Beacon)
+class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "fqdn",
+        "status",
+        "owner_email",
+        "bundle",
+        "tier",
+        "provider",
+        "region",
+        "created_at",
+    )
+    list_filter = ("status", "provider", "region", "bundle")
+    search_fields = ("name", "fqdn", "owner__email", "provider_server_id", "ipv4")
+    list_select_related = ("owner", "bundle", "tier", "provider")
+    date_hierarchy = "created_at"
+    actions = ("retry_job", "cancel_job")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "fqdn",
+                    "status",
+                    "owner",
+                    "order",
+                    "bundle",
+                    "tier",
+                    "modules",
+                    "region",
+                    "stripe_mode",
+                )
+            },
+        ),
+        (
+            "Server",
+            {
+                "fields": (
+                    "provider",
+                    "provider_location",
+                    "server_size",
+                    "provider_server_id",
+                    "ipv4",
+                    "ipv6",
+                )
+            },
+        ),
+        ("Timeline", {"fields": ("timeline",)}),
+        ("E-mails sent", {"fields": ("emails_sent",)}),
+        ("Dates", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = ("id", "timeline", "emails_sent", "created_at", "updated_at")
+    inlines = (JobInline, DnsRecordInline, DocumentInline)
+
+    @admin.display(description="Owner", ordering="owner__email")
+    def owner_email(self, obj: Beacon) -> str:
+        return obj.owner.email if obj.owner else "—"
+
+    @admin.display(description="Job timeline")
+    def timeline(self, obj: Beacon) -> SafeString:
+        events = JobEvent.objects.filter(job__beacon=obj).select_related("job").order_by("at", "id")
+        return html_table(
+            ("At", "Job", "Step", "State", "Level", "Message"),
+            (
+                (
+                    f"{localtime(event.at):%Y-%m-%d %H:%M:%S}",
+                    admin_link(event.job, event.job.kind),
+                    event.step,
+                    event.state,
+                    event.level,
+                    event.message,
+                )
+                for event in events
+            ),
+            "No job events yet.",
+        )
+
+    @admin.display(description="E-mails")
+    def emails_sent(self, obj: Beacon) -> SafeString:
+        emails = EmailMessage.objects.filter(beacon=obj).order_by("created_at", "id")
+        return html_table(
+            ("Created", "Template", "To", "Subject", "Status", "Sent"),
+            (
+                (
+                    f"{localtime(email.created_at):%Y-%m-%d %H:%M:%S}",
+                    admin_link(email, email.template),
+                    email.recipient,
+                    email.subject,
+                    email.status,
+                    f"{localtime(email.sent_at):%Y-%m-%d %H:%M:%S}" if email.sent_at else "—",
+                )
+                for email in emails
+            ),
+            "No e-mails sent for this Beacon.",
+        )
+
+    def jobs_for(self, queryset: QuerySet) -> list[Job | None]:
+        return [beacon.jobs.order_by("-created_at").first() for beacon in queryset]
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+class JobEventInline(ReadOnlyTabularInline):
+    model = JobEvent
+    fields = ("at", "step", "state", "level", "message")
+    readonly_fields = fields
+    ordering = ("at", "id")
+    show_change_link = False
+
+
+@admin.register(Job)
+class JobAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("kind", "beacon", "state", "step", "attempts", "next_attempt_at", "created_at")
+    list_filter = ("kind", "state", "step")
+    search_fields = ("id", "beacon__name", "beacon__fqdn", "last_error")
+    list_select_related = ("beacon",)
+    date_hierarchy = "created_at"
+    actions = ("retry_job", "cancel_job")
+    # Listed explicitly so the callback token's salt and hash can never reach the page.
+    fields = (
+        "id",
+        "beacon",
+        "kind",
+        "state",
+        "step",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "lease_expires_at",
+        "last_error",
+        "checkpoint_pretty",
+        "callback_completed_at",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    exclude = JOB_SECRET_FIELDS
+    inlines = (JobEventInline,)
+
+    @admin.display(description="Checkpoint")
+    def checkpoint_pretty(self, obj: Job) -> SafeString:
+        return format_html("<pre>{}</pre>", json.dumps(obj.checkpoint, indent=2, sort_keys=True))
+
+    def jobs_for(self, queryset: QuerySet) -> list[Job | None]:
+        return list(queryset)
+
+
+@admin.register(JobEvent)
+class JobEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("at", "job", "step", "state", "level", "message")
+    list_filter = ("level", "state", "step")
+    search_fields = ("message", "job__beacon__name")
+    list_select_related = ("job", "job__beacon")
+    date_hierarchy = "at"
+    fields = ("job", "at", "step", "state", "level", "message")
+    readonly_fields = fields
+
+
+# --- the fake cloud (demos and tests) -------------------------------------------------------
+
+
+@admin.register(FakeServer)
+class FakeServerAdmin(admin.ModelAdmin):
+    list_display = ("name", "size", "location", "ipv4", "powered_on", "deleted", "created_at")
+    list_filter = ("powered_on", "deleted", "location")
+    search_fields = ("name", "ipv4")
+
+
+@admin.register(FakeFault)
+class FakeFaultAdmin(admin.ModelAdmin):
+    list_display = ("point", "kind", "remaining", "message", "created_at")
+    list_filter = ("point", "kind")
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "point":
+            field.help_text = (
+                "provider.create, provider.get, provider.power_off, provider.power_on, "
+                "provider.delete, dns.upsert or dns.delete"
+            )
+        return field

@@ -1,0 +1,298 @@
+"""The job engine: claims, leases, retries, waits, compensation and staff actions."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import IntegrityError, connection
+from django.utils import timezone
+from django_q.models import Schedule
+
+from provisioning.faults import fault_inject
+from provisioning.jobs import (
+    backoff_seconds,
+    job_abort,
+    job_advance,
+    job_cancel,
+    job_retry,
+    jobs_due,
+)
+from provisioning.models import Beacon, FakeServer, Job, JobEvent
+from provisioning.services import job_start
+from provisioning.tasks import jobs_sweep
+from tests.factories import BeaconFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def beacon():
+    return BeaconFactory(status="pending", ipv4=None, ipv6="")
+
+
+@pytest.fixture
+def run(django_capture_on_commit_callbacks):
+    """Advance a job and everything it enqueues after commit (tasks run inline)."""
+
+    def _run(job):
+        with django_capture_on_commit_callbacks(execute=True):
+            job_advance(job_id=job.pk)
+        job.refresh_from_db()
+        return job
+
+    return _run
+
+
+def make_due(job):
+    Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_a_job_runs_all_provision_steps_to_completed(beacon, run):
+    job = job_start(beacon=beacon, kind="provision")
+
+    job = run(job)
+
+    assert job.state == "completed"
+    assert set(job.checkpoint) == {
+        "choose_provider",
+        "create_server",
+        "wait_server_running",
+        "dns",
+        "wait_callback",
+        "render_documents",
+        "send_welcome",
+        "activate",
+    }
+    steps_done = list(JobEvent.objects.filter(job=job).values_list("step", flat=True))
+    assert steps_done.count("create_server") == 1
+
+
+def test_one_unfinished_job_per_beacon_is_enforced_by_the_database(beacon):
+    job_start(beacon=beacon, kind="provision")
+
+    with pytest.raises(IntegrityError):
+        Job.objects.create(beacon=beacon, kind="suspend", step="power_off", state="waiting")
+
+
+def test_a_held_lease_stops_a_second_worker(beacon):
+    job = job_start(beacon=beacon, kind="provision")
+    Job.objects.filter(pk=job.pk).update(
+        lease_token="00000000-0000-0000-0000-000000000001",
+        lease_expires_at=timezone.now() + timedelta(minutes=1),
+    )
+
+    assert job_advance(job_id=job.pk) is False
+    assert Job.objects.get(pk=job.pk).step == "choose_provider"
+
+
+def test_an_expired_lease_is_taken_over_and_found_by_the_sweep(beacon, run):
+    job = job_start(beacon=beacon, kind="provision")
+    Job.objects.filter(pk=job.pk).update(
+        state="running",
+        lease_token="00000000-0000-0000-0000-000000000001",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+
+    assert jobs_due() == [job.pk]
+    assert jobs_sweep() == 1  # tasks run inline in the tests: the sweep advanced it
+    job.refresh_from_db()
+    assert job.step != "choose_provider"
+
+
+def test_a_job_not_yet_due_is_left_alone(beacon):
+    job = job_start(beacon=beacon, kind="provision")
+    Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    assert job_advance(job_id=job.pk) is False
+    assert jobs_due() == []
+
+
+def test_a_finished_job_is_never_advanced_again(beacon, run):
+    job = run(job_start(beacon=beacon, kind="provision"))
+    events = JobEvent.objects.count()
+
+    assert job_advance(job_id=job.pk) is False
+    assert JobEvent.objects.count() == events
+
+
+def test_waiting_schedules_a_wake_up_instead_of_sleeping(beacon, run, settings):
+    settings.FAKE_SERVER_BOOT_SECONDS = 600
+    job = run(job_start(beacon=beacon, kind="provision"))
+
+    assert (job.state, job.step) == ("waiting", "wait_server_running")
+    wake = Schedule.objects.get(name=f"wake-job-{job.pk}")
+    assert wake.func == "provisioning.tasks.job_advance"
+    assert wake.next_run == job.next_attempt_at
+    assert job.next_attempt_at > timezone.now()
+
+
+def test_repeated_waits_write_one_timeline_line(beacon, run, settings):
+    settings.FAKE_SERVER_BOOT_SECONDS = 600
+    job = run(job_start(beacon=beacon, kind="provision"))
+    for _ in range(3):
+        make_due(job)
+        job = run(job)
+
+    waiting = JobEvent.objects.filter(job=job, state="waiting")
+    assert waiting.count() == 1
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 6, 20])
+def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings, attempt):
+    settings.JOB_BACKOFF_BASE_SECONDS = 5
+    settings.JOB_BACKOFF_MAX_SECONDS = 120
+    ceiling = min(120, 5 * 2 ** (attempt - 1))
+
+    samples = [backoff_seconds(attempt) for _ in range(200)]
+
+    assert all(ceiling / 2 <= sample <= ceiling for sample in samples)
+    assert max(samples) - min(samples) > 0  # jittered
+
+
+def test_transient_failures_stop_after_max_attempts_and_compensate(beacon, run, settings):
+    fault_inject("provider.create", "transient", times=10)
+    job = run(job_start(beacon=beacon, kind="provision"))
+    max_attempts = job.max_attempts
+
+    for _ in range(max_attempts - 1):
+        make_due(job)
+        job = run(job)
+
+    assert job.state == "failed"
+    assert f"gave up after {max_attempts} attempts" in job.last_error
+    beacon.refresh_from_db()
+    assert beacon.status == "failed"
+    assert {m.to[0] for m in mail.outbox} == {"ops@localhost", beacon.order.email}
+
+
+def test_cancel_compensates_and_ends_cancelled_without_customer_mail(beacon, run, settings):
+    settings.FAKE_BEACON_INSTALL_SECONDS = 600
+    job = run(job_start(beacon=beacon, kind="provision"))
+    assert job.step == "wait_callback"
+    assert FakeServer.objects.filter(deleted=False).count() == 1
+
+    assert job_cancel(job=job, reason="cancelled by staff@example.com") is True
+    make_due(job)
+    job = run(job)
+
+    assert job.state == "cancelled"
+    assert not FakeServer.objects.filter(deleted=False).exists()
+    assert mail.outbox == []
+    assert JobEvent.objects.filter(job=job, message__contains="staff@example.com").exists()
+
+
+def test_a_completed_job_cannot_be_cancelled_or_failed(beacon, run):
+    job = run(job_start(beacon=beacon, kind="provision"))
+
+    assert job_cancel(job=job) is False
+    assert job_abort(job=job, reason="late failure", final_state="failed") is False
+    job.refresh_from_db()
+    assert job.state == "completed"
+
+
+def test_retry_after_failure_starts_over_and_ends_active(beacon, run):
+    fault_inject("dns.upsert", "permanent")
+    job = run(job_start(beacon=beacon, kind="provision"))
+    assert job.state == "failed"
+
+    with_retry = job_retry(job=job)
+    job = run(job)
+
+    assert with_retry is True
+    assert job.state == "completed"
+    assert Beacon.objects.get(pk=beacon.pk).status == "active"
+    assert FakeServer.objects.filter(deleted=False).count() == 1
+
+
+def test_a_result_arriving_after_cancellation_is_discarded(beacon, settings):
+    """A worker that finishes its step after staff cancelled must not move the job on."""
+    from provisioning import jobs
+
+    job = job_start(beacon=beacon, kind="provision")
+    original = jobs.WORKFLOWS["provision"].steps[0][1]
+
+    def slow_choose(running_job):
+        job_cancel(job=Job.objects.get(pk=running_job.pk))
+        return original(running_job)
+
+    steps = list(jobs.WORKFLOWS["provision"].steps)
+    steps[0] = ("choose_provider", slow_choose)
+    patched = jobs.Workflow(steps=tuple(steps), compensate=jobs.WORKFLOWS["provision"].compensate)
+    jobs.WORKFLOWS["provision"] = patched
+    try:
+        job_advance(job_id=job.pk)
+    finally:
+        jobs.workflow_register(
+            "provision",
+            jobs.Workflow(
+                steps=tuple(
+                    (name, fn if name != "choose_provider" else original) for name, fn in steps
+                ),
+                compensate=patched.compensate,
+            ),
+        )
+    job.refresh_from_db()
+    assert job.step == "compensate"
+    assert job.lease_token is None  # the discarded worker let go
+
+
+def test_callback_failed_fails_the_job(beacon, run, settings, django_capture_on_commit_callbacks):
+    from provisioning.callbacks import job_callback_record
+
+    settings.FAKE_BEACON_INSTALL_SECONDS = 600
+    job = run(job_start(beacon=beacon, kind="provision"))
+    with django_capture_on_commit_callbacks(execute=True):
+        job_callback_record(job=job, status="failed", message="disk full")
+    make_due(job)
+    job = run(job)
+
+    assert job.state == "failed"
+    assert "disk full" in job.last_error
+    assert not FakeServer.objects.filter(deleted=False).exists()
+
+
+def test_callback_token_is_checked_in_constant_time_and_expires_with_the_job(beacon, run, settings):
+    from provisioning.callbacks import job_callback_token, job_callback_token_valid
+
+    settings.FAKE_BEACON_INSTALL_SECONDS = 600
+    job = run(job_start(beacon=beacon, kind="provision"))
+    token = job_callback_token(job)
+
+    assert job_callback_token_valid(job, token)
+    assert not job_callback_token_valid(job, token[:-1] + "0")
+    job_cancel(job=job)
+    job.refresh_from_db()
+    make_due(job)
+    job = run(job)
+    assert not job_callback_token_valid(job, token)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_workers_racing_for_one_job_run_its_step_once(beacon):
+    """Real concurrent transactions: the conditional claim lets exactly one worker in."""
+    # Made directly: job_start would enqueue, and the inline task queue would run it at once.
+    job = Job.objects.create(
+        beacon=beacon, kind="provision", step="choose_provider", next_attempt_at=timezone.now()
+    )
+    barrier = threading.Barrier(2)
+    results = []
+
+    def worker():
+        barrier.wait()
+        try:
+            results.append(job_advance(job_id=job.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == [False, True]
+    assert JobEvent.objects.filter(job=job, step="choose_provider", state="pending").count() == 1
