@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.models import Bundle, Customer, Order, PaymentFailure, Price, Tier
-from provisioning.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
+from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
 
 
 @admin.register(Bundle)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from dns.models import DnsRecord, FakeDnsRecord
-from provisioning.admin import ReadOnlyAdminMixin
+from wopr.lib.admin import ReadOnlyAdminMixin
 
 
 @admin.register(DnsRecord)

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from documents.models import Document, EmailMessage
-from provisioning.admin import ReadOnlyAdminMixin
+from wopr.lib.admin import ReadOnlyAdminMixin
 
 
 @admin.register(Document)
