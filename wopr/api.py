@@ -16,15 +16,9 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views import View
 
-logger = logging.getLogger(__name__)
+from wopr.lib.emails import NON_DELIVERING_EMAIL_BACKENDS
 
-# Backends that keep mail on this machine: configured for a developer, not for a customer.
-_NON_DELIVERING_EMAIL_BACKENDS = (
-    "django.core.mail.backends.console.EmailBackend",
-    "django.core.mail.backends.locmem.EmailBackend",
-    "django.core.mail.backends.dummy.EmailBackend",
-    "django.core.mail.backends.filebased.EmailBackend",
-)
+logger = logging.getLogger(__name__)
 
 
 def database_connected() -> bool:
@@ -64,7 +58,7 @@ def stripe_configured() -> bool:
 
 def email_configured() -> bool:
     """True when e-mail leaves this machine (SMTP or an anymail ESP)."""
-    return settings.EMAIL_BACKEND not in _NON_DELIVERING_EMAIL_BACKENDS
+    return settings.EMAIL_BACKEND not in NON_DELIVERING_EMAIL_BACKENDS
 
 
 def dns_configured() -> bool:

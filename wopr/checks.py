@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from wopr.lib.emails import NON_DELIVERING_EMAIL_BACKENDS
+
 
 def _missing(*names: str) -> list[str]:
     return [name for name in names if not _configured(name)]
@@ -58,11 +60,11 @@ def check_production_configuration(app_configs: Any = None, **kwargs: Any) -> li
                 id="wopr.E003",
             )
         )
-    if settings.EMAIL_BACKEND.endswith("console.EmailBackend"):
+    if settings.EMAIL_BACKEND in NON_DELIVERING_EMAIL_BACKENDS:
         errors.append(
             Error(
-                "E-mail goes to the console; set SMTP_HOST (or EMAIL_BACKEND for anymail) "
-                "when DEBUG is off.",
+                "EMAIL_BACKEND does not deliver mail (console, file or memory); set SMTP_HOST "
+                "(or EMAIL_BACKEND to an anymail backend) when DEBUG is off.",
                 id="wopr.E004",
             )
         )
@@ -88,3 +90,19 @@ def check_known_backends(app_configs: Any = None, **kwargs: Any) -> list[Warning
             Error(f"DNS_BACKEND {settings.DNS_BACKEND!r} is unknown ({known}).", id="wopr.E006")
         )
     return errors
+
+
+def embedded_defaults_in_use() -> list[str]:
+    """Which parts run on the embedded defaults, for the start-up log (names, never values)."""
+    parts = []
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        parts.append("SQLite database")
+    if not settings.REDIS_URL:
+        parts.append("django-q2 ORM broker")
+    if "fake" in settings.PROVIDERS:
+        parts.append("fake provider")
+    if settings.DNS_BACKEND == "fake":
+        parts.append("fake DNS")
+    if settings.EMAIL_BACKEND in NON_DELIVERING_EMAIL_BACKENDS:
+        parts.append("e-mail to the console (not delivered)")
+    return parts

@@ -170,9 +170,7 @@ if SMTP_HOST:
     EMAIL_USE_TLS = env.bool("SMTP_USE_TLS", default=True)
     EMAIL_TIMEOUT = 20
 else:
-    EMAIL_BACKEND = env.str(
-        "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
-    )
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="wopr.lib.console_email.EmailBackend")
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
 ANYMAIL = {
     key.removeprefix("ANYMAIL_"): value
@@ -221,7 +219,9 @@ LOGGING = {
         "django": {"level": "INFO"},
         # stripe-python logs request details at INFO; keep it quiet.
         "stripe": {"level": "WARNING"},
-        "weasyprint": {"level": "WARNING"},
+        # WeasyPrint warns on every render when HarfBuzz-Subset is missing (it falls back to
+        # fontTools, which works); errors still show.
+        "weasyprint": {"level": "ERROR"},
         "fontTools": {"level": "WARNING"},
     },
 }

@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 STALE_SENDING_AFTER = timedelta(minutes=10)
 MAX_ERROR_LENGTH = 500
 
+# Backends that keep mail on this machine: right for a developer, never for a customer.
+NON_DELIVERING_EMAIL_BACKENDS = (
+    "wopr.lib.console_email.EmailBackend",
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+)
+
 
 def email_send_once(
     *,
