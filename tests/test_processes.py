@@ -80,7 +80,15 @@ def control_plane(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     web = subprocess.Popen(
-        [BIN / "gunicorn", "wopr.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "2"],
+        [
+            BIN / "gunicorn",
+            "wopr.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "2",
+            "--no-control-socket",
+        ],
         cwd=ROOT,
         env=env,
         stdout=(logs / "web.log").open("w"),
