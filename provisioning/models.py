@@ -240,3 +240,20 @@ class FakeFault(models.Model):
 
     def __str__(self) -> str:
         return f"{self.point}: {self.kind} x{self.remaining}"
+
+
+class RateLimitBudget(models.Model):
+    """A vendor's request budget, shared by every worker (Hetzner counts per project).
+
+    `blocked_until` is set when the vendor said the budget is spent (RateLimit-Remaining: 0
+    until RateLimit-Reset, or a 429 with Retry-After); no request is sent before then.
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    remaining = models.IntegerField(null=True, blank=True)
+    limit = models.IntegerField(null=True, blank=True)
+    blocked_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.remaining} left"

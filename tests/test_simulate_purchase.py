@@ -31,8 +31,10 @@ def simulate(**options) -> str:
         "timeout": 30,
         **options,
     }
+    # As typed on the command line, `--name=value`: a value such as "-bad" stays a value.
+    argv = [f"--{name.replace('_', '-')}={value}" for name, value in arguments.items()]
     stdout = io.StringIO()
-    call_command("simulate_purchase", stdout=stdout, **arguments)
+    call_command("simulate_purchase", *argv, stdout=stdout)
     return stdout.getvalue()
 
 

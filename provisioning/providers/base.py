@@ -8,13 +8,52 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal, Protocol
 
 from wopr.lib.errors import ProviderError
 
 ActionStatus = Literal["running", "success", "error"]
 
-__all__ = ["ActionStatus", "CloudProvider", "ProviderError", "Server", "ServerSpec"]
+__all__ = [
+    "ActionStatus",
+    "CloudProvider",
+    "Created",
+    "Location",
+    "ProviderError",
+    "RateBudget",
+    "Server",
+    "ServerSpec",
+    "ServerType",
+]
+
+
+class RateBudget(Protocol):
+    """A vendor's request budget shared by every worker (see provisioning.ratelimit)."""
+
+    def check(self) -> None:
+        """Raise a transient error, without sending anything, while the budget is spent."""
+
+    def record(
+        self,
+        *,
+        remaining: int | None,
+        limit: int | None = None,
+        reset_at: datetime | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Remember what the vendor's last answer said about the budget."""
+
+
+class NoBudget:
+    """A budget that never blocks (the fake, and unit tests of a single adapter)."""
+
+    def check(self) -> None:
+        return None
+
+    def record(self, **kwargs: object) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -42,6 +81,27 @@ class Server:
     labels: dict[str, str]
     ipv4: str | None
     ipv6: str | None
+    protected: bool = False
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place servers can be created, as the provider names it."""
+
+    name: str
+    available: bool = True
+
+
+@dataclass(frozen=True)
+class ServerType:
+    """A server size and its monthly price per location (None where not sold)."""
+
+    name: str
+    cores: int
+    memory_gb: float
+    disk_gb: int
+    monthly_price: dict[str, Decimal] = field(default_factory=dict)
+    deprecated: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,4 +143,16 @@ class CloudProvider(ABC):
 
     @abstractmethod
     def delete_server(self, server_id: str) -> None:
-        """Delete the server; deleting an unknown server is not an error (idempotent)."""
+        """Delete the server (lifting delete protection first where the provider has it);
+        deleting an unknown server is not an error (idempotent)."""
+
+    @abstractmethod
+    def list_locations(self) -> list[Location]:
+        """Every location the provider offers."""
+
+    @abstractmethod
+    def list_server_types(self) -> list[ServerType]:
+        """Every server size with its prices."""
+
+    def protect(self, server_id: str) -> None:  # noqa: B027  (optional: not every cloud has it)
+        """Turn delete protection on (a no-op where the provider has no such thing)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -19,9 +20,11 @@ from provisioning.providers.base import (
     ActionStatus,
     CloudProvider,
     Created,
+    Location,
     ProviderError,
     Server,
     ServerSpec,
+    ServerType,
 )
 
 
@@ -92,6 +95,27 @@ class FakeProvider(CloudProvider):
         FakeServer.objects.filter(pk=_pk(server_id), deleted=False).update(deleted=True)
         if lost is not None:
             raise fault_error(lost, ProviderError)
+
+    def list_locations(self) -> list[Location]:
+        from billing.catalog import catalog_data
+
+        return [Location(name=f"fake-{region}") for region in catalog_data()["regions"]]
+
+    def list_server_types(self) -> list[ServerType]:
+        from billing.catalog import catalog_data
+
+        names = catalog_data()["server_sizes"]["hetzner"].values()
+        locations = [location.name for location in self.list_locations()]
+        return [
+            ServerType(
+                name=name,
+                cores=2 * number,
+                memory_gb=4.0 * number,
+                disk_gb=80 * number,
+                monthly_price={location: Decimal(5 * number) for location in locations},
+            )
+            for number, name in enumerate(names, start=1)
+        ]
 
     def _set_power(self, server_id: str, *, on: bool) -> str:
         point = "provider.power_on" if on else "provider.power_off"

@@ -6,18 +6,28 @@ from __future__ import annotations
 class ExternalError(Exception):
     """A failure at the edge of the world (a cloud API, DNS, e-mail).
 
-    `transient` errors (timeouts, rate limits, 5xx) are retried with backoff; the others fail the
-    job and start compensation. `retry_after` (seconds), when the vendor said so, overrides the
-    backoff.
+    - `transient`: timeouts, rate limits, 5xx, a locked resource: retried with backoff;
+      `retry_after` (seconds), when the vendor said so, replaces the backoff.
+    - `capacity`: the provider cannot place the server there now (no capacity, location
+      disabled); the provision job moves on to the next location, then the next provider.
+    - otherwise permanent: the job compensates and fails.
+    Messages never carry credentials.
     """
 
     def __init__(
-        self, message: str, *, transient: bool, code: str = "", retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        transient: bool,
+        code: str = "",
+        retry_after: float | None = None,
+        capacity: bool = False,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.code = code
         self.retry_after = retry_after
+        self.capacity = capacity
 
 
 class ProviderError(ExternalError):
