@@ -53,6 +53,8 @@ class Wait:
 
     until: datetime
     message: str
+    # Facts to keep while waiting (merged into the job's checkpoint), e.g. placements tried.
+    remember: dict[str, Any] = field(default_factory=dict)
 
 
 StepFunction = Callable[[Job], Done | Wait]
@@ -214,6 +216,7 @@ def _wait(job: Job, token: uuid.UUID, outcome: Wait) -> None:
         updated = _guarded(job, token).update(
             state=JobState.WAITING,
             next_attempt_at=outcome.until,
+            checkpoint={**job.checkpoint, **outcome.remember},
             lease_token=None,
             lease_expires_at=None,
         )
@@ -223,7 +226,10 @@ def _wait(job: Job, token: uuid.UUID, outcome: Wait) -> None:
         last = job.events.order_by("-at", "-id").values_list("step", "message").first()
         if last != (job.step, outcome.message):
             _event(job, JobState.WAITING, outcome.message)
-        job_wake_at(job.pk, outcome.until)
+        if outcome.until <= timezone.now():
+            job_enqueue(job.pk)
+        else:
+            job_wake_at(job.pk, outcome.until)
 
 
 def backoff_seconds(attempt: int) -> float:

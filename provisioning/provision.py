@@ -33,21 +33,55 @@ def providers_sync() -> None:
         Provider.objects.get_or_create(name=name, defaults={"kind": name})
 
 
-def provider_candidates(region: str) -> list[tuple[Provider, str]]:
-    """Enabled, configured, not-critical providers serving `region`, with their location."""
+# Further locations serving each region, tried in this order after the catalogue's own when a
+# provider answers that it has no capacity there.
+FALLBACK_LOCATIONS: dict[str, dict[str, list[str]]] = {
+    "eu-central": {"hetzner": ["nbg1", "hel1"], "digitalocean": ["ams3"]},
+    "us-east": {"digitalocean": ["nyc3"]},
+    "us-west": {"digitalocean": ["sfo2"]},
+}
+
+
+def region_provider_locations(region: str, kind: str) -> list[str]:
+    """Locations of provider `kind` serving `region`, the catalogue's first."""
+    if kind == "fake":
+        return [f"fake-{region}"] if region_locations(region) else []
+    primary = region_locations(region).get(kind)
+    extra = FALLBACK_LOCATIONS.get(region, {}).get(kind, [])
+    return ([primary] if primary else []) + [location for location in extra if location != primary]
+
+
+def healthy_providers(region: str) -> list[Provider]:
+    """Enabled, configured, not-critical providers serving `region`, heaviest first."""
     providers_sync()
-    locations = region_locations(region)
-    if not locations:
-        return []
     rows = Provider.objects.filter(enabled=True, name__in=settings.PROVIDERS).exclude(
         health_status=HealthStatus.CRITICAL
     )
-    found = []
-    for provider in rows.order_by("name"):
-        location = f"fake-{region}" if provider.kind == "fake" else locations.get(provider.kind)
-        if location:
-            found.append((provider, location))
-    return found
+    return [
+        provider
+        for provider in sorted(rows, key=lambda row: (-row.weight, row.name))
+        if region_provider_locations(region, provider.kind)
+    ]
+
+
+def placement_order(region: str, first: Provider | None) -> list[tuple[Provider, str]]:
+    """Every (provider, location) to try for `region`: `first`'s locations, then the others'."""
+    providers = healthy_providers(region)
+    if first is not None:
+        providers.sort(key=lambda provider: provider.pk != first.pk)
+    return [
+        (provider, location)
+        for provider in providers
+        for location in region_provider_locations(region, provider.kind)
+    ]
+
+
+def _place(beacon: Beacon, provider: Provider, location: str) -> str:
+    size = server_size(provider.kind, max(beacon.bundle.min_size, beacon.tier.number))
+    Beacon.objects.filter(pk=beacon.pk).update(
+        provider=provider, provider_location=location, server_size=size
+    )
+    return size
 
 
 def step_choose_provider(job: Job) -> Done:
@@ -56,22 +90,41 @@ def step_choose_provider(job: Job) -> Done:
     Beacon.objects.filter(
         pk=beacon.pk, status__in=[BeaconStatus.PENDING, BeaconStatus.FAILED]
     ).update(status=BeaconStatus.PROVISIONING)
-    candidates = provider_candidates(beacon.region)
+    candidates = healthy_providers(beacon.region)
     if not candidates:
         raise ProviderError(
             f"no healthy provider serves region {beacon.region!r}",
             transient=True,
             code="no_provider",
         )
-    weights = [max(provider.weight, 1) for provider, _ in candidates]
-    provider, location = random.choices(candidates, weights=weights)[0]  # noqa: S311
-    size = server_size(provider.kind, max(beacon.bundle.min_size, beacon.tier.number))
-    Beacon.objects.filter(pk=beacon.pk).update(
-        provider=provider, provider_location=location, server_size=size
-    )
+    weights = [max(provider.weight, 1) for provider in candidates]
+    provider = random.choices(candidates, weights=weights)[0]  # noqa: S311
+    location = region_provider_locations(beacon.region, provider.kind)[0]
+    size = _place(beacon, provider, location)
     return Done(
         {"provider": provider.name, "location": location, "size": size},
         f"placed on {provider.name} in {location} ({size})",
+    )
+
+
+def _next_placement(job: Job, beacon: Beacon, error: ProviderError) -> Wait:
+    """No capacity where we asked: move to the next location of the region, then the next
+    provider; fail when every placement has said no."""
+    here = f"{beacon.provider.name}/{beacon.provider_location}"
+    tried = [*job.checkpoint.get("placements_tried", []), here]
+    for provider, location in placement_order(beacon.region, beacon.provider):
+        if f"{provider.name}/{location}" not in tried:
+            size = _place(beacon, provider, location)
+            return Wait(
+                timezone.now(),
+                f"no capacity at {here} ({error.code or error}); trying "
+                f"{provider.name}/{location} ({size})",
+                remember={"placements_tried": tried},
+            )
+    raise ProviderError(
+        f"no capacity anywhere in region {beacon.region!r} (tried {', '.join(tried)})",
+        transient=False,
+        code="no_capacity",
     )
 
 
@@ -80,13 +133,15 @@ def server_labels(job: Job) -> dict[str, str]:
     return {"wopr-beacon": str(job.beacon_id), "wopr-job": str(job.pk), "managed-by": "wopr"}
 
 
-def step_create_server(job: Job) -> Done:
+def step_create_server(job: Job) -> Done | Wait:
     """Create the server, or adopt the one an earlier attempt of this job already made."""
     beacon = Beacon.objects.select_related("provider", "bundle", "tier").get(pk=job.beacon_id)
     provider = get_provider(beacon.provider.kind)
     existing = provider.find_servers({"wopr-job": str(job.pk)})
     if existing:
         server, action_id, verb = existing[0], "", "adopted"
+        if not server.protected:
+            provider.protect(server.id)
     else:
         spec = ServerSpec(
             name=f"wopr-{beacon.name}",
@@ -97,7 +152,12 @@ def step_create_server(job: Job) -> Done:
             user_data=bootstrap_user_data(beacon, job, job_callback_token(job)),
             ssh_keys=_ssh_keys(beacon.provider.kind),
         )
-        created = provider.create_server(spec)
+        try:
+            created = provider.create_server(spec)
+        except ProviderError as error:
+            if not error.capacity:
+                raise
+            return _next_placement(job, beacon, error)
         server, action_id, verb = created.server, created.action_id, "created"
     Beacon.objects.filter(pk=beacon.pk).update(
         provider_server_id=server.id, ipv4=server.ipv4, ipv6=server.ipv6 or ""
@@ -212,11 +272,15 @@ def compensate_provision(job: Job) -> Done:
     Beacon (found by label and name, not only by checkpoint), then tell the people concerned."""
     beacon = Beacon.objects.select_related("provider", "order").get(pk=job.beacon_id)
     deleted = []
+    # Every provider this job may have asked for a server, not only the current one.
+    names = {entry.split("/")[0] for entry in job.checkpoint.get("placements_tried", [])}
     if beacon.provider is not None:
-        provider = get_provider(beacon.provider.kind)
+        names.add(beacon.provider.name)
+    for row in Provider.objects.filter(name__in=names).order_by("name"):
+        provider = get_provider(row.kind)
         for server in provider.find_servers({"wopr-beacon": str(beacon.pk)}):
             provider.delete_server(server.id)
-            deleted.append(server.id)
+            deleted.append(f"{row.name}/{server.id}")
     dns_records_delete(beacon=beacon)
     failure = job.checkpoint.get("failure", {})
     final = failure.get("final_state", "failed")
