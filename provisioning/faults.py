@@ -26,9 +26,14 @@ def fault_take(point: str) -> FakeFault | None:
 
 def fault_error(fault: FakeFault, error_class: type[ExternalError]) -> ExternalError:
     """The error a consumed fault raises."""
-    transient = fault.kind != FaultKind.PERMANENT
+    transient = fault.kind in (FaultKind.TRANSIENT, FaultKind.LOST_RESPONSE)
     message = f"{fault.message} at {fault.point}"
-    return error_class(message, transient=transient, code=f"fake_{fault.kind}")
+    return error_class(
+        message,
+        transient=transient,
+        code=f"fake_{fault.kind}",
+        capacity=fault.kind == FaultKind.CAPACITY,
+    )
 
 
 def fault_raise_before(point: str, error_class: type[ExternalError]) -> FakeFault | None:

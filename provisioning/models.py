@@ -41,6 +41,8 @@ class ProviderHealthCheck(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="checks")
     status = models.CharField(max_length=10, choices=HealthStatus.choices)
     findings = models.JSONField(default=list, blank=True)
+    # Monthly price per "size@location" as seen by this sweep, compared with the next one.
+    prices = models.JSONField(default=dict, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     checked_at = models.DateTimeField(auto_now_add=True)
 
@@ -223,6 +225,7 @@ class FaultKind(models.TextChoices):
     TRANSIENT = "transient", "Transient"
     PERMANENT = "permanent", "Permanent"
     LOST_RESPONSE = "lost_response", "Lost response (act, then fail transiently)"
+    CAPACITY = "capacity", "No capacity (the location cannot take the server)"
 
 
 class FakeFault(models.Model):

@@ -27,3 +27,11 @@ def jobs_sweep() -> int:
     if due:
         logger.info("sweep enqueued %d due job(s)", len(due))
     return len(due)
+
+
+def provider_health_sweep() -> str:
+    """The scheduled health sweep (the same as `manage.py provider_health`)."""
+    from provisioning.health import providers_health_sweep
+
+    results = providers_health_sweep()
+    return "; ".join(f"{result.provider}: {result.status}" for result in results)

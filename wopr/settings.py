@@ -139,6 +139,11 @@ JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", default=5.0)
 JOB_CALLBACK_DEADLINE_SECONDS = env.int("JOB_CALLBACK_DEADLINE_SECONDS", default=3600)
 JOB_SWEEP_MINUTES = env.int("JOB_SWEEP_MINUTES", default=1)
 
+# Provider health sweep (`manage.py provider_health`; also the django-q2 schedule
+# "wopr-provider-health", every 15 minutes, editable in the admin).
+PROVIDER_HEALTH_TIMEOUT_SECONDS = env.float("PROVIDER_HEALTH_TIMEOUT_SECONDS", default=10.0)
+PROVIDER_HEALTH_HISTORY_DAYS = env.int("PROVIDER_HEALTH_HISTORY_DAYS", default=30)
+
 # --- Stripe (dj-stripe) ----------------------------------------------------------------------
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
 STRIPE_TEST_SECRET_KEY = env.str("STRIPE_TEST_SECRET_KEY", default="")

@@ -1,0 +1,28 @@
+"""Schedule the provider health sweep inside django-q2 (no catch-up after downtime)."""
+
+from django.db import migrations
+
+
+def schedule(apps, schema_editor):
+    apps.get_model("django_q", "Schedule").objects.update_or_create(
+        name="wopr-provider-health",
+        defaults={
+            "func": "provisioning.tasks.provider_health_sweep",
+            "schedule_type": "I",  # Schedule.MINUTES
+            "minutes": 15,
+            "repeats": -1,
+        },
+    )
+
+
+def unschedule(apps, schema_editor):
+    apps.get_model("django_q", "Schedule").objects.filter(name="wopr-provider-health").delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("provisioning", "0004_health_prices_and_capacity_fault"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
+    ]
+
+    operations = [migrations.RunPython(schedule, unschedule)]
