@@ -61,16 +61,16 @@ class _Response:
         self.headers = Headers(list(response.headers.items()))
 
 
-def spec_errors(vendor: str, request: httpx.Request, response: httpx.Response | None = None
-                ) -> list[str]:
+def spec_errors(
+    vendor: str, request: httpx.Request, response: httpx.Response | None = None
+) -> list[str]:
     """Every way the exchange breaks the vendor's spec (empty when it conforms)."""
     openapi = vendor_openapi(vendor)
     wrapped = _Request(request, SERVER_PREFIX[vendor])
     errors = [_describe(error) for error in openapi.iter_request_errors(wrapped)]
     if response is not None:
         errors += [
-            _describe(error)
-            for error in openapi.iter_response_errors(wrapped, _Response(response))
+            _describe(error) for error in openapi.iter_response_errors(wrapped, _Response(response))
         ]
     return errors
 
@@ -81,7 +81,8 @@ def _describe(error: Any) -> str:
     return f"{type(error).__name__}: {error}" + (f" ({detail})" if detail else "")
 
 
-def assert_conforms(vendor: str, request: httpx.Request, response: httpx.Response | None = None
-                    ) -> None:
+def assert_conforms(
+    vendor: str, request: httpx.Request, response: httpx.Response | None = None
+) -> None:
     errors = spec_errors(vendor, request, response)
     assert not errors, f"{request.method} {request.url.path}: " + " | ".join(errors)

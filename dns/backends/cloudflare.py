@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -101,7 +102,7 @@ class CloudflareDns(DnsBackend):
         self._token = token
         self.zone_id = zone_id
         self.budget: RateBudget = budget or NoBudget()
-        self._client: httpx.Client | None = None
+        self._local = threading.local()  # the open client of the current call, per thread
 
     def __repr__(self) -> str:  # never the token
         return f"CloudflareDns(base_url={self.base_url!r}, zone_id={self.zone_id!r})"
@@ -145,8 +146,12 @@ class CloudflareDns(DnsBackend):
                 if error.code not in EXISTS_CODES:
                     raise
                 existing = self.find(spec.name, spec.record_type)
-                if not existing:
-                    raise
+                if not existing:  # not listed yet: the listing may lag the create
+                    raise DnsError(
+                        f"{error} but no {spec.record_type} {spec.name} is listed",
+                        transient=True,
+                        code=error.code,
+                    ) from error
                 return self._settle(existing, spec)
             return _record(body["result"])
 
@@ -179,16 +184,17 @@ class CloudflareDns(DnsBackend):
     @contextmanager
     def _session(self) -> Iterator[httpx.Client]:
         """One client (one connection pool) for every request of a public call."""
-        if self._client is not None:
-            yield self._client
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is not None:
+            yield client
             return
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         with http_client(base_url=self.base_url, headers=headers) as client:
-            self._client = client
+            self._local.client = client
             try:
                 yield client
             finally:
-                self._client = None
+                self._local.client = None
 
     def _request(
         self,
@@ -235,12 +241,14 @@ class CloudflareDns(DnsBackend):
 def cloudflare_error(response: httpx.Response) -> DnsError:
     """The DnsError an unsuccessful Cloudflare answer means (pure: reads only `response`).
 
-    429 is transient with the Retry-After wait; 5xx (and an unreadable success) is transient;
-    every other 4xx, including 401/403 (10000 "Authentication error", 9109 "Invalid access
-    token"), is permanent. `code` is Cloudflare's first error code, else `http_<status>`.
+    429 is transient with the Retry-After wait; 5xx and an unreadable 2xx (an edge proxy's page)
+    are transient; every other 4xx, including 401/403 (10000 "Authentication error", 9109
+    "Invalid access token"), and a readable `"success": false` are permanent. `code` is
+    Cloudflare's first error code, else `http_<status>`.
     """
     status = response.status_code
-    body = _json(response) or {}
+    decoded = _json(response)
+    body = decoded or {}
     errors = body.get("errors") if isinstance(body.get("errors"), list) else []
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     code = str(first["code"]) if first.get("code") is not None else f"http_{status}"
@@ -249,7 +257,7 @@ def cloudflare_error(response: httpx.Response) -> DnsError:
     message = f"Cloudflare answered {status}{where}: {detail} ({code})"
     if status == 429:
         return DnsError(message, transient=True, code=code, retry_after=_retry_after(response))
-    if status >= 500 or response.is_success:
+    if status >= 500 or (response.is_success and decoded is None):
         return DnsError(message, transient=True, code=code)
     return DnsError(message, transient=False, code=code)
 

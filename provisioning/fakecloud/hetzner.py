@@ -1,4 +1,4 @@
-"""A stateful fake of the Hetzner Cloud API: the endpoints HetznerProvider uses, in Hetzner's shapes.
+"""A stateful fake of the Hetzner Cloud API: every endpoint HetznerProvider uses, in its shapes.
 
 Servers, actions, labels and protection live in memory. Actions start `running` and report
 `success` once they have been read `action_polls` times. Every answer carries RateLimit-*
@@ -60,7 +60,7 @@ class FakeHetzner(FakeVendor):
     def __init__(
         self,
         *,
-        token: str = "hetzner-test-token",
+        token: str = "hetzner-test-token",  # noqa: S107  (a fake's token, not a secret)
         action_polls: int = 1,
         rate_limit: int = 3600,
         rate_remaining: int | None = None,
@@ -162,8 +162,12 @@ class FakeHetzner(FakeVendor):
         if problem is not None:
             return problem
         if any(record["name"] == body["name"] for record in self.servers.values()):
-            return error(409, "uniqueness_error", "server name is already used",
-                         {"fields": [{"name": "name"}]})  # fmt: skip
+            return error(
+                409,
+                "uniqueness_error",
+                "server name is already used",
+                {"fields": [{"name": "name"}]},
+            )
         record = self.add_server(
             body["name"],
             labels=body.get("labels"),
@@ -180,12 +184,15 @@ class FakeHetzner(FakeVendor):
         action = self._action("create_server", record["id"])
         record["create_action"] = action["id"]
         starts = [self._action("start_server", record["id"])] if record["powered"] else []
-        return httpx.Response(201, json={
-            "action": action,
-            "next_actions": starts,
-            "root_password": None if body.get("ssh_keys") else "fake-root-password",
-            "server": self._server_json(record),
-        })  # fmt: skip
+        return httpx.Response(
+            201,
+            json={
+                "action": action,
+                "next_actions": starts,
+                "root_password": None if body.get("ssh_keys") else "fake-root-password",
+                "server": self._server_json(record),
+            },
+        )
 
     def _create_problem(self, body: dict[str, Any]) -> httpx.Response | None:
         missing = [key for key in ("name", "server_type", "image") if not body.get(key)]
@@ -321,24 +328,41 @@ class FakeHetzner(FakeVendor):
         prices = []
         for _, location, _, country, *_ in LOCATIONS:
             net = Decimal(eu_price) * (1 if country in ("DE", "FI") else Decimal("1.25"))
-            prices.append({
-                "location": location,
-                "included_traffic": TRAFFIC_BYTES,
-                "price_hourly": _amount(net / 730),
-                "price_monthly": _amount(net),
-                "price_per_tb_traffic": _amount(Decimal("1.00")),
-            })  # fmt: skip
+            prices.append(
+                {
+                    "location": location,
+                    "included_traffic": TRAFFIC_BYTES,
+                    "price_hourly": _amount(net / 730),
+                    "price_monthly": _amount(net),
+                    "price_per_tb_traffic": _amount(Decimal("1.00")),
+                }
+            )
         locations = [
-            {"id": row[0], "name": row[1], "deprecation": None,
-             "available": row[1] not in self.unavailable_locations, "recommended": True}
-            for row in LOCATIONS
-        ]  # fmt: skip
+            {
+                "id": loc[0],
+                "name": loc[1],
+                "deprecation": None,
+                "available": loc[1] not in self.unavailable_locations,
+                "recommended": True,
+            }
+            for loc in LOCATIONS
+        ]
         return {
-            "id": type_id, "name": name, "description": name.upper(), "category": "Shared vCPU",
-            "cores": cores, "memory": memory, "disk": disk, "cpu_type": "shared",
-            "architecture": "x86", "storage_type": "local", "deprecated": False,
-            "deprecation": None, "locations": locations, "prices": prices,
-        }  # fmt: skip
+            "id": type_id,
+            "name": name,
+            "description": name.upper(),
+            "category": "Shared vCPU",
+            "cores": cores,
+            "memory": memory,
+            "disk": disk,
+            "cpu_type": "shared",
+            "architecture": "x86",
+            "storage_type": "local",
+            "deprecated": False,
+            "deprecation": None,
+            "locations": locations,
+            "prices": prices,
+        }
 
 
 def selects(selector: str, labels: dict[str, str]) -> bool:
@@ -380,9 +404,15 @@ def _amount(net: Decimal) -> dict[str, str]:
 def _location_json(row: tuple) -> dict[str, Any]:
     location_id, name, city, country, latitude, longitude, zone = row
     return {
-        "id": location_id, "name": name, "description": f"{city} DC Park 1", "city": city,
-        "country": country, "latitude": latitude, "longitude": longitude, "network_zone": zone,
-    }  # fmt: skip
+        "id": location_id,
+        "name": name,
+        "description": f"{city} DC Park 1",
+        "city": city,
+        "country": country,
+        "latitude": latitude,
+        "longitude": longitude,
+        "network_zone": zone,
+    }
 
 
 def _datacenter_json(location: dict[str, Any]) -> dict[str, Any]:
@@ -392,20 +422,36 @@ def _datacenter_json(location: dict[str, Any]) -> dict[str, Any]:
         "name": f"{location['name']}-dc1",
         "description": f"{location['city']} DC 1",
         "location": location,
-        "server_types": {"available": type_ids, "available_for_migration": type_ids,
-                         "supported": type_ids},
-    }  # fmt: skip
+        "server_types": {
+            "available": type_ids,
+            "available_for_migration": type_ids,
+            "supported": type_ids,
+        },
+    }
 
 
 def _image_json(name: str, created: str) -> dict[str, Any]:
     flavor, _, version = name.partition("-")
     return {
-        "id": 161547269, "name": name, "description": name, "type": "system",
-        "status": "available", "architecture": "x86", "created": created, "created_from": None,
-        "bound_to": None, "deleted": None, "deprecated": None, "disk_size": 5,
-        "image_size": None, "labels": {}, "os_flavor": flavor if flavor in OS_FLAVORS else "unknown",
-        "os_version": version or None, "protection": {"delete": False}, "rapid_deploy": True,
-    }  # fmt: skip
+        "id": 161547269,
+        "name": name,
+        "description": name,
+        "type": "system",
+        "status": "available",
+        "architecture": "x86",
+        "created": created,
+        "created_from": None,
+        "bound_to": None,
+        "deleted": None,
+        "deprecated": None,
+        "disk_size": 5,
+        "image_size": None,
+        "labels": {},
+        "os_flavor": flavor if flavor in OS_FLAVORS else "unknown",
+        "os_version": version or None,
+        "protection": {"delete": False},
+        "rapid_deploy": True,
+    }
 
 
 def _public_net_json(record: dict[str, Any]) -> dict[str, Any]:
@@ -414,8 +460,15 @@ def _public_net_json(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "firewalls": [],
         "floating_ips": [],
-        "ipv4": {"id": n, "ip": ipv4, "blocked": False,
-                 "dns_ptr": f"static.{ipv4}.clients.your-server.de"} if record["ipv4"] else None,
-        "ipv6": {"id": n, "ip": f"2001:db8:{n:x}::/64", "blocked": False,
-                 "dns_ptr": []} if record["ipv6"] else None,
-    }  # fmt: skip
+        "ipv4": {
+            "id": n,
+            "ip": ipv4,
+            "blocked": False,
+            "dns_ptr": f"static.{ipv4}.clients.your-server.de",
+        }
+        if record["ipv4"]
+        else None,
+        "ipv6": {"id": n, "ip": f"2001:db8:{n:x}::/64", "blocked": False, "dns_ptr": []}
+        if record["ipv6"]
+        else None,
+    }

@@ -1,0 +1,155 @@
+"""Every request HetznerProvider can make, sent once to a Prism mock of Hetzner's own OpenAPI
+spec, which rejects (422) whatever the spec does not allow. Prism is not stateful: it answers
+with the spec's examples (server 42), so only "accepted and parsed" is asserted here."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from provisioning.providers.base import ServerSpec
+from provisioning.providers.hetzner import HetznerProvider
+from tests.vendor_spec import needs_shared
+from wopr.lib.http import http_client, transport_for
+
+pytestmark = needs_shared
+
+PRISM = "http://127.0.0.1:4010"  # Prism ignores the spec's /v1 base path
+MOCKS_SH = Path(__file__).resolve().parents[2] / ".." / "shared" / "mocks" / "mocks.sh"
+
+
+def _prism_answers() -> bool:
+    try:
+        with http_client(base_url=PRISM, timeout=httpx.Timeout(2.0)) as client:
+            client.get("/locations", headers={"Authorization": "Bearer probe"})
+    except httpx.TransportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def prism_hetzner() -> str:
+    """Prism's base URL, starting the shared mocks once if nothing answers there."""
+    if not _prism_answers():
+        try:
+            started = subprocess.run(
+                ["bash", str(MOCKS_SH), "start"],
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.skip(f"could not start the Prism mocks: {exc}")
+        if started.returncode != 0 or not _prism_answers():
+            pytest.skip(f"the Prism mocks did not start: {started.stderr[-500:]}")
+    return PRISM
+
+
+class Recording(httpx.BaseTransport):
+    """The real network transport, remembering every answer."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        response.read()
+        self.exchanges.append((request, response))
+        return response
+
+
+@pytest.fixture
+def recording(prism_hetzner: str) -> Iterator[Recording]:
+    transport = Recording()
+    with transport_for(prism_hetzner, transport):
+        yield transport
+    transport.inner.close()
+
+
+@pytest.fixture
+def prism(prism_hetzner: str, recording: Recording) -> HetznerProvider:
+    return HetznerProvider(base_url=prism_hetzner, token="prism-token", ssh_keys=["ops"])
+
+
+def accepted(recording: Recording) -> list[str]:
+    """The calls made, each asserted 2xx and free of Prism's spec-violation warnings."""
+    calls = []
+    for request, response in recording.exchanges:
+        call = f"{request.method} {request.url.path}"
+        assert response.is_success, f"{call}: {response.status_code} {response.text[:500]}"
+        assert "sl-violations" not in response.headers, f"{call}: {response.headers}"
+        calls.append(call)
+    return calls
+
+
+def test_create_and_protect_are_accepted(prism, recording):
+    spec = ServerSpec(
+        name="wopr-prism",
+        size="cpx22",
+        image="ubuntu-24.04",
+        location="fsn1",
+        labels={"wopr-job": "7", "wopr-beacon": "3", "managed-by": "wopr"},
+        user_data="#cloud-config\n",
+    )
+    created = prism.create_server(spec)
+    prism.protect(created.server.id)
+
+    assert created.server.id == "42" and created.action_id.isdigit()
+    assert created.server.ipv4 and created.server.ipv6
+    assert accepted(recording) == [
+        "POST /servers",
+        "POST /servers/42/actions/change_protection",
+        "POST /servers/42/actions/change_protection",
+    ]
+
+
+def test_reads_are_accepted(prism, recording):
+    server = prism.get_server("42")
+    found = prism.find_servers({"wopr-job": "7", "managed-by": "wopr"})
+    status = prism.action_status("42")
+    locations = prism.list_locations()
+    types = prism.list_server_types()
+
+    assert server is not None and server.id == "42"
+    assert found and status in ("running", "success", "error")
+    assert locations and types and types[0].monthly_price
+    assert accepted(recording) == [
+        "GET /servers/42",
+        "GET /servers",
+        "GET /actions/42",
+        "GET /locations",
+        "GET /server_types",
+    ]
+
+
+def test_power_and_delete_are_accepted(prism, recording):
+    off = prism.power_off("42")
+    on = prism.power_on("42")
+    prism.delete_server("42")
+
+    assert off.isdigit() and on.isdigit()
+    assert accepted(recording) == [
+        "POST /servers/42/actions/poweroff",
+        "POST /servers/42/actions/poweron",
+        "POST /servers/42/actions/change_protection",
+        "DELETE /servers/42",
+    ]
+
+
+def test_a_malformed_request_is_rejected(prism_hetzner):
+    """Proof the validation is live: a create without a name is refused."""
+    response = httpx.post(
+        f"{prism_hetzner}/servers",
+        json={"server_type": "cpx22", "image": "ubuntu-24.04"},
+        headers={"Authorization": "Bearer prism-token"},
+        timeout=10,
+    )
+
+    assert response.status_code == 422
+    assert "name" in response.text
