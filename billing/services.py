@@ -65,16 +65,34 @@ def _parse_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-def _session_order(session: dict[str, Any]) -> Order | None:
-    """The storefront Order this session belongs to, locked for the rest of the transaction."""
+def _session_order(session: dict[str, Any]) -> tuple[Order | None, str]:
+    """The storefront Order this session belongs to (locked for the rest of the transaction),
+    and a problem when the session names an Order that is not its own.
+
+    `client_reference_id` can be set by whoever makes a Payment Link, so a named Order is only
+    trusted when it carries this session's id, or carries none yet and agrees with the
+    session's metadata (the checkout API stores the id right after Stripe answers).
+    """
+    orders = Order.objects.select_for_update()
+    own = orders.filter(stripe_checkout_session_id=session["id"]).first()
+    if own is not None:
+        return own, ""
     metadata = session.get("metadata") or {}
     order_id = _parse_uuid(metadata.get("wopr_order_id") or session.get("client_reference_id"))
-    orders = Order.objects.select_for_update()
-    if order_id is not None:
-        order = orders.filter(pk=order_id).first()
-        if order is not None:
-            return order
-    return orders.filter(stripe_checkout_session_id=session["id"]).first()
+    named = orders.filter(pk=order_id).first() if order_id is not None else None
+    if named is None:
+        return None, ""
+    if named.stripe_checkout_session_id is None and _metadata_agrees(named, metadata):
+        return named, ""
+    return None, f"the session names order {named.pk}, which belongs to another checkout"
+
+
+def _metadata_agrees(order: Order, metadata: dict[str, Any]) -> bool:
+    return (
+        metadata.get("wopr_bundle") == (order.bundle.slug if order.bundle else None)
+        and metadata.get("wopr_tier") == (order.tier.slug if order.tier else None)
+        and metadata.get("wopr_beacon_name") == order.beacon_name
+    )
 
 
 def _order_from_metadata(session: dict[str, Any], livemode: bool) -> Order:
@@ -114,7 +132,9 @@ def checkout_session_paid(*, session: dict[str, Any], livemode: bool) -> Order:
     Runs inside the webhook transaction. An Order that cannot be provisioned (unknown bundle,
     a name now taken, ...) is marked as needing attention and nothing is provisioned.
     """
-    order = _session_order(session) or _order_from_metadata(session, livemode)
+    order, mismatch = _session_order(session)
+    if order is None:
+        order = _order_from_metadata(session, livemode)
     subscription = session.get("subscription")
     customer = session.get("customer")
     updates: dict[str, Any] = {}
@@ -128,7 +148,10 @@ def checkout_session_paid(*, session: dict[str, Any], livemode: bool) -> Order:
         updates["stripe_customer_id"] = customer if isinstance(customer, str) else customer["id"]
     if order.status != OrderStatus.PAID:
         updates.update(status=OrderStatus.PAID, paid_at=timezone.now())
-    problems = order_problems(order)
+    problems = order_problems(order) + ([mismatch] if mismatch else [])
+    if order.needs_attention and not problems and not hasattr(order, "beacon"):
+        # Flagged by an earlier delivery (e.g. a mismatched order): staff decide, not a retry.
+        problems = [order.attention_reason or "needs attention"]
     if problems and not hasattr(order, "beacon"):
         updates.update(needs_attention=True, attention_reason="; ".join(problems))
     if updates:

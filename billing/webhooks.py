@@ -16,13 +16,16 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
+from djstripe.signals import webhook_pre_validate
 from djstripe.views import ProcessWebhookView
 
 from billing import receivers
@@ -61,9 +64,15 @@ def webhook_endpoint_for_mode(*, livemode: bool) -> WebhookEndpoint:
                 )
         except IntegrityError:
             endpoint = WebhookEndpoint.objects.get(id=f"we_wopr_{mode}")
-    if endpoint.secret != secret or endpoint.djstripe_tolerance != tolerance:
+    if (
+        endpoint.secret != secret
+        or endpoint.djstripe_tolerance != tolerance
+        or endpoint.djstripe_validation_method != "verify_signature"
+    ):
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-            secret=secret, djstripe_tolerance=tolerance
+            secret=secret,
+            djstripe_tolerance=tolerance,
+            djstripe_validation_method="verify_signature",
         )
         endpoint.refresh_from_db()
     return endpoint
@@ -77,12 +86,29 @@ class StripeWebhookView(View):
     http_method_names = ["post"]
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        # dj-stripe lets this header replace the endpoint secret when DEBUG is on (for the
-        # Stripe CLI); anyone could then sign their own events. Never honour it here.
-        request.META.pop("HTTP_X_DJSTRIPE_WEBHOOK_SECRET", None)
-        request.__dict__.pop("headers", None)
         endpoint = webhook_endpoint_for_mode(livemode=settings.STRIPE_LIVE_MODE)
+        # Refuse a bad signature before dj-stripe stores anything: an anonymous caller must not
+        # be able to fill the trigger table. dj-stripe then checks it again, as it always does.
+        try:
+            stripe.WebhookSignature.verify_header(
+                request.body.decode("utf-8", errors="replace"),
+                request.headers.get("Stripe-Signature", ""),
+                endpoint.secret,
+                endpoint.djstripe_tolerance,
+            )
+        except stripe.SignatureVerificationError:
+            logger.warning("refused a Stripe webhook with a bad or stale signature")
+            return HttpResponseBadRequest("bad signature")
         return ProcessWebhookView.as_view()(request, uuid=endpoint.djstripe_uuid)
+
+
+@receiver(webhook_pre_validate)
+def enforce_signature_check(sender: Any, instance: WebhookEventTrigger, **kwargs: Any) -> None:
+    """Every webhook route (ours and dj-stripe's own) verifies the Stripe signature, whatever an
+    endpoint's stored validation method says (dj-stripe's admin can set it to `none`)."""
+    endpoint = instance.webhook_endpoint
+    if endpoint is not None:
+        endpoint.djstripe_validation_method = "verify_signature"
 
 
 def process_trigger(trigger: WebhookEventTrigger, api_key: str | None = None) -> None:

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -62,10 +62,27 @@ StepFunction = Callable[[Job], Done | Wait]
 
 @dataclass(frozen=True)
 class Workflow:
-    """The ordered steps of one job kind and, optionally, the step that undoes them."""
+    """The ordered steps of one job kind and, optionally, the step that undoes them.
+
+    From `point_of_no_return` on (the customer's server is installed and working), a failure
+    does not compensate: tearing down a paid, working Beacon is worse than a late welcome
+    e-mail. The job fails and `gave_up` tells staff, as it does when compensation itself runs
+    out of attempts.
+    """
 
     steps: tuple[tuple[str, StepFunction], ...]
     compensate: StepFunction | None = None
+    point_of_no_return: str | None = None
+    gave_up: Callable[[Job, str], None] | None = None
+
+    def compensates(self, step: str) -> bool:
+        """Whether a failure at `step` is undone by the compensate step."""
+        if self.compensate is None or step == COMPENSATE:
+            return False
+        if self.point_of_no_return is None:
+            return True
+        names = [name for name, _ in self.steps]
+        return names.index(step) < names.index(self.point_of_no_return)
 
     @property
     def first_step(self) -> str:
@@ -179,9 +196,14 @@ def _guarded(job: Job, token: uuid.UUID) -> Any:
 
 
 def _release(job: Job, token: uuid.UUID) -> None:
-    """We lost the step (cancelled or taken over): drop our lease if it is still ours."""
-    Job.objects.filter(pk=job.pk, lease_token=token).update(lease_token=None, lease_expires_at=None)
+    """We lost the step (cancelled or taken over): drop our lease if it is still ours and let
+    whatever the job moved on to (compensation, usually) start now, not at the next sweep."""
+    released = Job.objects.filter(pk=job.pk, lease_token=token).update(
+        lease_token=None, lease_expires_at=None
+    )
     logger.warning("job %s: step %s result discarded, the job moved on", job.pk, job.step)
+    if released:
+        job_enqueue(job.pk)
 
 
 def _finish_step(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Done) -> None:
@@ -242,7 +264,9 @@ def backoff_seconds(attempt: int) -> float:
 
 def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> None:
     attempt = job.attempts + 1
-    if attempt >= job.max_attempts:
+    # Undoing is retried far longer than doing: giving up there may leave a server running.
+    limit = settings.JOB_COMPENSATE_MAX_ATTEMPTS if job.step == COMPENSATE else job.max_attempts
+    if attempt >= limit:
         _fail_permanent(job, token, f"gave up after {attempt} attempts: {error}")
         return
     delay = error.retry_after if error.retry_after is not None else backoff_seconds(attempt)
@@ -269,10 +293,12 @@ def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> None:
 
 
 def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> None:
-    """Move to compensation (or straight to `failed` when there is nothing to undo)."""
+    """Move to compensation, or fail outright when there is nothing (more) to undo."""
     workflow = WORKFLOWS[job.kind]
     now = timezone.now()
-    if job.step == COMPENSATE or workflow.compensate is None:
+    if not workflow.compensates(job.step):
+        if job.step == COMPENSATE:
+            message = f"compensation gave up, a human must finish it: {message}"
         with transaction.atomic():
             if not _guarded(job, token).update(
                 state=JobState.FAILED,
@@ -284,6 +310,7 @@ def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> None:
                 _release(job, token)
                 return
             _event(job, JobState.FAILED, message, EventLevel.ERROR)
+        _tell_staff(workflow, job, message)
         return
     failure = _failure_record(job, message, JobState.FAILED)
     with transaction.atomic():
@@ -303,6 +330,16 @@ def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> None:
             job, JobState.PENDING, f"{job.step} failed: {message}; compensating", EventLevel.ERROR
         )
         job_enqueue(job.pk)
+
+
+def _tell_staff(workflow: Workflow, job: Job, message: str) -> None:
+    """Run the workflow's `gave_up` hook; its own failure (mail down) must not hide the job's."""
+    if workflow.gave_up is None:
+        return
+    try:
+        workflow.gave_up(job, message)
+    except Exception:
+        logger.exception("job %s: telling staff that it gave up failed", job.pk)
 
 
 def _failure_record(job: Job, message: str, final_state: str) -> dict[str, Any]:
@@ -338,9 +375,12 @@ def job_abort(*, job: Job, reason: str, final_state: str) -> bool:
         return False
     workflow = WORKFLOWS[job.kind]
     now = timezone.now()
+    undo = workflow.compensates(job.step) or (
+        final_state == JobState.CANCELLED and workflow.compensate is not None
+    )
     with transaction.atomic():
         base = Job.objects.filter(pk=job.pk, state__in=UNFINISHED_JOB_STATES, step=job.step)
-        if workflow.compensate is None:
+        if not undo:
             state = final_state
             updated = base.update(state=state, finished_at=now, last_error=reason)
         else:
@@ -356,8 +396,10 @@ def job_abort(*, job: Job, reason: str, final_state: str) -> bool:
         if not updated:
             return False
         _event(job, state, reason, EventLevel.WARNING)
-        if workflow.compensate is not None:
+        if undo:
             job_enqueue(job.pk)
+    if not undo and final_state == JobState.FAILED:
+        _tell_staff(workflow, job, reason)
     return True
 
 
@@ -365,6 +407,18 @@ def job_retry(*, job: Job) -> bool:
     """Start a failed or cancelled job again from its first step, or run a waiting job now."""
     job.refresh_from_db()
     now = timezone.now()
+    # Keep what later attempts must know: the last failure and every placement tried, so a
+    # compensation can still find servers at a provider this attempt no longer uses.
+    kept = {
+        key: job.checkpoint[key] for key in ("failure", "placements_tried") if key in job.checkpoint
+    }
+    try:
+        return _retry(job, now, kept)
+    except IntegrityError:  # another job of this Beacon is unfinished; it must end first
+        return False
+
+
+def _retry(job: Job, now: datetime, kept: dict[str, Any]) -> bool:
     with transaction.atomic():
         if job.finished:
             updated = Job.objects.filter(
@@ -373,7 +427,7 @@ def job_retry(*, job: Job) -> bool:
                 state=JobState.PENDING,
                 step=WORKFLOWS[job.kind].first_step,
                 attempts=0,
-                checkpoint={"failure": job.checkpoint.get("failure", {})},
+                checkpoint=kept,
                 last_error="",
                 next_attempt_at=now,
                 finished_at=None,

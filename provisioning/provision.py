@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.catalog import region_locations, server_size
 from billing.models import Order
 from dns.services import dns_records_delete, dns_records_upsert
-from documents.models import DocumentKind
+from documents.models import DocumentKind, EmailStatus
 from documents.services import document_kinds_for, document_path, document_render
 from provisioning.callbacks import job_callback_record, job_callback_token
 from provisioning.jobs import Done, Wait, Workflow, workflow_register
@@ -20,7 +20,7 @@ from provisioning.models import Beacon, BeaconStatus, HealthStatus, Job, Provide
 from provisioning.providers import get_provider
 from provisioning.providers.base import ServerSpec
 from provisioning.userdata import bootstrap_user_data
-from wopr.lib.emails import email_send_once
+from wopr.lib.emails import STALE_SENDING_AFTER, email_send_once
 from wopr.lib.errors import ProviderError
 
 IMAGE = "debian-12"
@@ -90,6 +90,16 @@ def step_choose_provider(job: Job) -> Done:
     Beacon.objects.filter(
         pk=beacon.pk, status__in=[BeaconStatus.PENDING, BeaconStatus.FAILED]
     ).update(status=BeaconStatus.PROVISIONING)
+    if beacon.provider_id and beacon.provider_server_id:
+        # A retried job whose server still exists keeps it (create_server adopts it).
+        return Done(
+            {
+                "provider": beacon.provider.name,
+                "location": beacon.provider_location,
+                "size": beacon.server_size,
+            },
+            f"keeping {beacon.provider.name} in {beacon.provider_location}",
+        )
     candidates = healthy_providers(beacon.region)
     if not candidates:
         raise ProviderError(
@@ -237,7 +247,7 @@ def step_render_documents(job: Job) -> Done:
     return Done({"documents": kinds}, f"rendered {', '.join(kinds)}")
 
 
-def step_send_welcome(job: Job) -> Done:
+def step_send_welcome(job: Job) -> Done | Wait:
     beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=job.beacon_id)
     card = beacon.documents.get(kind=DocumentKind.WELCOME_CARD)
     message = email_send_once(
@@ -257,7 +267,11 @@ def step_send_welcome(job: Job) -> Done:
             (f"{beacon.name}-welcome-card.pdf", document_path(card).read_bytes(), "application/pdf")
         ],
     )
-    return Done({"email": message.pk}, f"welcome e-mail {message.status}")
+    if message.status != EmailStatus.SENT:
+        # Another worker is sending it, or one crashed mid-send: look again once that claim
+        # goes stale (email_send_once then sends it).
+        return Wait(timezone.now() + STALE_SENDING_AFTER, f"welcome e-mail is {message.status}")
+    return Done({"email": message.pk}, "welcome e-mail sent")
 
 
 def step_activate(job: Job) -> Done:
@@ -269,29 +283,26 @@ def step_activate(job: Job) -> Done:
 
 def compensate_provision(job: Job) -> Done:
     """Undo a failed or cancelled provisioning: delete every server and DNS record made for the
-    Beacon (found by label and name, not only by checkpoint), then tell the people concerned."""
+    Beacon (found by label and name, not only by checkpoint), then tell the people concerned.
+
+    Staff are flagged first, so a compensation that keeps failing is already visible."""
     beacon = Beacon.objects.select_related("provider", "order").get(pk=job.beacon_id)
+    failure = job.checkpoint.get("failure", {})
+    final = failure.get("final_state", "failed")
+    with transaction.atomic():
+        Beacon.objects.filter(pk=beacon.pk).update(status=BeaconStatus.FAILED)
+        Order.objects.filter(pk=beacon.order_id).update(
+            needs_attention=True,
+            attention_reason=f"provisioning {final}: {failure.get('message', '')}"[:1000],
+        )
     deleted = []
-    # Every provider this job may have asked for a server, not only the current one.
-    names = {entry.split("/")[0] for entry in job.checkpoint.get("placements_tried", [])}
-    if beacon.provider is not None:
-        names.add(beacon.provider.name)
-    for row in Provider.objects.filter(name__in=names).order_by("name"):
+    for row in _providers_to_sweep(job, beacon):
         provider = get_provider(row.kind)
         for server in provider.find_servers({"wopr-beacon": str(beacon.pk)}):
             provider.delete_server(server.id)
             deleted.append(f"{row.name}/{server.id}")
     dns_records_delete(beacon=beacon)
-    failure = job.checkpoint.get("failure", {})
-    final = failure.get("final_state", "failed")
-    with transaction.atomic():
-        Beacon.objects.filter(pk=beacon.pk).update(
-            status=BeaconStatus.FAILED, provider_server_id="", ipv4=None, ipv6=""
-        )
-        Order.objects.filter(pk=beacon.order_id).update(
-            needs_attention=True,
-            attention_reason=f"provisioning {final}: {failure.get('message', '')}"[:1000],
-        )
+    Beacon.objects.filter(pk=beacon.pk).update(provider_server_id="", ipv4=None, ipv6="")
     if final == "failed":
         _failure_emails(job, beacon, failure)
     return Done(
@@ -300,26 +311,56 @@ def compensate_provision(job: Job) -> Done:
     )
 
 
+def _providers_to_sweep(job: Job, beacon: Beacon) -> list[Provider]:
+    """Every provider this Beacon may have a server at: the ones tried, the current one, and
+    every enabled one (a retry may have moved the Beacon)."""
+    names = {entry.split("/")[0] for entry in job.checkpoint.get("placements_tried", [])}
+    names.update(settings.PROVIDERS)
+    if beacon.provider is not None:
+        names.add(beacon.provider.name)
+    return list(Provider.objects.filter(name__in=names).order_by("name"))
+
+
+def provision_gave_up(job: Job, message: str) -> None:
+    """The job failed without (complete) compensation: a Beacon may be running or half-made,
+    and the customer has paid. Flag the Order and e-mail the operators."""
+    beacon = Beacon.objects.select_related("order").get(pk=job.beacon_id)
+    Order.objects.filter(pk=beacon.order_id).update(
+        needs_attention=True, attention_reason=f"provisioning stopped: {message}"[:1000]
+    )
+    count = job.checkpoint.get("failure", {}).get("count", 0)
+    _operators_email(job, beacon, message, key=f"provisioning_gave_up:{job.pk}:{count}")
+
+
 def _failure_emails(job: Job, beacon: Beacon, failure: dict) -> None:
-    email_send_once(
+    _operators_email(
+        job,
+        beacon,
+        failure.get("message", ""),
         key=f"provisioning_failed_operators:{job.pk}:{failure.get('count', 1)}",
-        template="provisioning_failed_operators",
-        to=settings.OPERATORS_EMAIL,
-        context={
-            "beacon": beacon,
-            "job": job,
-            "error": failure.get("message", ""),
-            "admin_url": f"{settings.WOPR_PUBLIC_URL.rstrip('/')}"
-            f"/admin/provisioning/beacon/{beacon.pk}/change/",
-        },
-        beacon=beacon,
-        order=beacon.order,
     )
     email_send_once(
         key=f"provisioning_failed_customer:{job.pk}",
         template="provisioning_failed_customer",
         to=beacon.order.email,
         context={"beacon": beacon, "order": beacon.order},
+        beacon=beacon,
+        order=beacon.order,
+    )
+
+
+def _operators_email(job: Job, beacon: Beacon, error: str, *, key: str) -> None:
+    email_send_once(
+        key=key,
+        template="provisioning_failed_operators",
+        to=settings.OPERATORS_EMAIL,
+        context={
+            "beacon": beacon,
+            "job": job,
+            "error": error,
+            "admin_url": f"{settings.WOPR_PUBLIC_URL.rstrip('/')}"
+            f"/admin/provisioning/beacon/{beacon.pk}/change/",
+        },
         beacon=beacon,
         order=beacon.order,
     )
@@ -345,5 +386,8 @@ PROVISION = Workflow(
         ("activate", step_activate),
     ),
     compensate=compensate_provision,
+    # Once the Beacon reported it is installed, a failure leaves it running for staff to finish.
+    point_of_no_return="render_documents",
+    gave_up=provision_gave_up,
 )
 workflow_register("provision", PROVISION)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dns.backends import DNS_BACKENDS
+from provisioning.providers import PROVIDER_CLASSES
 from wopr.checks import check_known_backends, check_production_configuration
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,14 +178,19 @@ def test_the_fake_backends_are_known(settings):
     assert check_known_backends() == []
 
 
-def test_an_unknown_provider_is_named(settings):
-    settings.PROVIDERS = ["fake", "hetzner"]
+def test_an_unknown_provider_is_named_with_the_known_ones(settings):
+    settings.PROVIDERS = ["fake", "linode"]
 
     errors = check_known_backends()
 
     assert ids(errors) == ["wopr.E005"]
-    assert "'hetzner'" in errors[0].msg
-    assert "fake" in errors[0].msg  # the known ones are listed
+    assert "'linode'" in errors[0].msg
+    for known in PROVIDER_CLASSES:
+        assert known in errors[0].msg
+
+
+def test_the_production_backends_are_known(production):
+    assert check_known_backends() == []
 
 
 def test_an_unknown_dns_backend_is_named(settings):
@@ -193,6 +200,8 @@ def test_an_unknown_dns_backend_is_named(settings):
 
     assert ids(errors) == ["wopr.E006"]
     assert "'route53'" in errors[0].msg
+    for known in DNS_BACKENDS:
+        assert known in errors[0].msg
 
 
 def test_unknown_backends_are_errors_with_debug_on_too(settings):
@@ -225,3 +234,26 @@ def test_manage_py_check_without_debug_names_the_missing_variables(tmp_path):
     assert "PROVIDERS" in result.stderr
     assert "STRIPE_TEST_SECRET_KEY" in result.stderr
     assert "wopr.E001" in result.stderr
+
+
+def test_the_wsgi_application_refuses_a_production_start_on_fakes(tmp_path):
+    """gunicorn imports wopr.wsgi; Django runs no system checks there, so wsgi.py does."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "SECRET_KEY"))}
+    env.update(DEBUG="false", SECRET_KEY="x" * 50, DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
+    result = subprocess.run(
+        [sys.executable, "-c", "import wopr.wsgi"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert "refusing to start" in result.stderr
+    assert "PROVIDERS" in result.stderr

@@ -144,18 +144,25 @@ def test_a_second_event_for_the_same_session_creates_no_second_beacon(deliver):
     assert len(mail.outbox) == 1
 
 
+def storefront_order(**overrides):
+    values = {
+        "bundle": Bundle.objects.get(slug="creator"),
+        "tier": Tier.objects.get(slug="t2"),
+        "beacon_name": "store1",
+        "region": "us-east",
+        "email": "shop@example.com",
+    }
+    return Order.objects.create(**{**values, **overrides})
+
+
 def test_storefront_order_is_matched_by_its_id(deliver):
-    order = Order.objects.create(
-        bundle=Bundle.objects.get(slug="creator"),
-        tier=Tier.objects.get(slug="t2"),
-        beacon_name="store1",
-        region="us-east",
-        email="shop@example.com",
-    )
+    order = storefront_order()
     event = checkout_completed_event(
         order_id=str(order.pk),
-        beacon_name="ignored-here",
-        bundle="starter",
+        beacon_name="store1",
+        bundle="creator",
+        tier="t2",
+        region="us-east",
         email="shop@example.com",
     )
 
@@ -168,6 +175,46 @@ def test_storefront_order_is_matched_by_its_id(deliver):
     assert (beacon.name, beacon.bundle.slug, beacon.tier.slug) == ("store1", "creator", "t2")
     # creator needs size 2, tier t2 is 2: Hetzner's cpx32 naming on the fake.
     assert beacon.server_size == "cpx32"
+
+
+def test_a_session_naming_someone_elses_order_provisions_nothing(deliver):
+    """A Payment Link can carry any client_reference_id: a starter session must not buy the
+    enterprise Beacon of another customer's pending order."""
+    victim = storefront_order(
+        bundle=Bundle.objects.get(slug="enterprise"),
+        beacon_name="big1",
+        stripe_checkout_session_id="cs_test_victims_own",
+    )
+    event = checkout_completed_event(
+        order_id=str(victim.pk), beacon_name="big1", bundle="starter", email="attacker@example.com"
+    )
+
+    deliver(event)
+    deliver(dict(event, id="evt_redelivered_by_stripe"))
+
+    victim.refresh_from_db()
+    assert victim.status == "pending"
+    assert not Beacon.objects.exists()
+    stray = Order.objects.get(stripe_checkout_session_id=event["data"]["object"]["id"])
+    assert stray.needs_attention
+    assert "belongs to another checkout" in stray.attention_reason
+
+
+def test_a_session_whose_metadata_disagrees_with_the_named_order_is_not_trusted(deliver):
+    order = storefront_order()
+    deliver(
+        checkout_completed_event(
+            order_id=str(order.pk),
+            beacon_name="store1",
+            bundle="enterprise",
+            tier="t2",
+            region="us-east",
+        )
+    )
+
+    order.refresh_from_db()
+    assert order.status == "pending"
+    assert not Beacon.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -340,19 +387,21 @@ def test_lost_create_response_is_adopted_by_label(deliver, django_capture_on_com
 def test_crash_after_create_before_checkpoint_adopts_server(
     deliver, django_capture_on_commit_callbacks
 ):
-    """Simulate a worker dying right after the provider call: the server exists, the job
-    still says create_server with an expired lease. The sweep picks it up and adopts."""
-    from provisioning.jobs import job_advance
+    """A worker dies right after the provider made the server: the job still says
+    create_server, state running, with the dead worker's lease. Once the lease expires the
+    sweep re-enqueues it, and the rerun adopts the server it finds by label."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     from provisioning.providers.base import ServerSpec
     from provisioning.provision import server_labels
+    from provisioning.tasks import jobs_sweep
 
-    deliver_response = None
     fault_inject("provider.create", "transient")  # park the job before it creates anything
-    deliver_response = deliver(checkout_completed_event(beacon_name="crash1"))
-    assert deliver_response.status_code == 200
+    assert deliver(checkout_completed_event(beacon_name="crash1")).status_code == 200
     job = Job.objects.get()
-    beacon = job.beacon
-    beacon.refresh_from_db()
+    beacon = Beacon.objects.get(pk=job.beacon_id)
     get_provider("fake").create_server(
         ServerSpec(
             name="wopr-crash1",
@@ -363,14 +412,23 @@ def test_crash_after_create_before_checkpoint_adopts_server(
             user_data="#cloud-config\n",
         )
     )
-    Job.objects.filter(pk=job.pk).update(next_attempt_at=job.created_at)
+    dead_lease = uuid.uuid4()
+    Job.objects.filter(pk=job.pk).update(
+        state="running",
+        lease_token=dead_lease,
+        lease_expires_at=timezone.now() + timedelta(seconds=60),
+        next_attempt_at=job.created_at,
+    )
+    assert jobs_sweep() == 0  # the lease still holds: nobody else may touch the job
 
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        job_advance(job_id=job.pk)
+        assert jobs_sweep() == 1
 
     job.refresh_from_db()
     assert job.state == "completed"
     assert FakeServer.objects.count() == 1
+    assert JobEvent.objects.filter(job=job, message__contains="adopted").exists()
 
 
 def test_no_personal_data_in_server_labels_or_user_data(deliver):
@@ -428,3 +486,50 @@ def test_same_event_delivered_five_times_concurrently_makes_one_beacon():
     assert Beacon.objects.get().status == "active"
     assert FakeServer.objects.count() == 1
     assert len(mail.outbox) == 1
+
+
+def test_bad_signature_leaves_no_trigger_row_on_our_endpoint(client):
+    from djstripe.models import WebhookEventTrigger
+
+    post_event(client, checkout_completed_event(), secret="whsec_someone_else")
+
+    assert not WebhookEventTrigger.objects.exists()
+
+
+def test_debug_secret_override_is_ignored_on_djstripes_own_route_too(client, settings):
+    from billing.webhooks import webhook_endpoint_for_mode
+
+    settings.DEBUG = True
+    endpoint = webhook_endpoint_for_mode(livemode=False)
+    payload = encode(checkout_completed_event(beacon_name="evil3"))
+
+    response = client.post(
+        f"/stripe/webhook/{endpoint.djstripe_uuid}/",
+        payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(payload, "whsec_attacker"),
+        HTTP_X_DJSTRIPE_WEBHOOK_SECRET="whsec_attacker",
+    )
+
+    assert response.status_code == 400
+    assert not Order.objects.exists()
+
+
+def test_an_endpoint_set_to_no_validation_still_checks_signatures(client):
+    from djstripe.models import WebhookEndpoint
+
+    from billing.webhooks import webhook_endpoint_for_mode
+
+    endpoint = webhook_endpoint_for_mode(livemode=False)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(djstripe_validation_method="none")
+    payload = encode(checkout_completed_event(beacon_name="evil4"))
+
+    response = client.post(
+        f"/stripe/webhook/{endpoint.djstripe_uuid}/",
+        payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(payload, "whsec_attacker"),
+    )
+
+    assert response.status_code == 400
+    assert not Order.objects.exists()

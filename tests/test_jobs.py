@@ -207,33 +207,25 @@ def test_retry_after_failure_starts_over_and_ends_active(beacon, run):
     assert FakeServer.objects.filter(deleted=False).count() == 1
 
 
-def test_a_result_arriving_after_cancellation_is_discarded(beacon, settings):
+def test_a_result_arriving_after_cancellation_is_discarded(beacon, monkeypatch):
     """A worker that finishes its step after staff cancelled must not move the job on."""
+    import dataclasses
+
     from provisioning import jobs
 
     job = job_start(beacon=beacon, kind="provision")
-    original = jobs.WORKFLOWS["provision"].steps[0][1]
+    workflow = jobs.WORKFLOWS["provision"]
+    choose = workflow.function("choose_provider")
 
     def slow_choose(running_job):
         job_cancel(job=Job.objects.get(pk=running_job.pk))
-        return original(running_job)
+        return choose(running_job)
 
-    steps = list(jobs.WORKFLOWS["provision"].steps)
-    steps[0] = ("choose_provider", slow_choose)
-    patched = jobs.Workflow(steps=tuple(steps), compensate=jobs.WORKFLOWS["provision"].compensate)
-    jobs.WORKFLOWS["provision"] = patched
-    try:
-        job_advance(job_id=job.pk)
-    finally:
-        jobs.workflow_register(
-            "provision",
-            jobs.Workflow(
-                steps=tuple(
-                    (name, fn if name != "choose_provider" else original) for name, fn in steps
-                ),
-                compensate=patched.compensate,
-            ),
-        )
+    steps = (("choose_provider", slow_choose), *workflow.steps[1:])
+    monkeypatch.setitem(jobs.WORKFLOWS, "provision", dataclasses.replace(workflow, steps=steps))
+
+    job_advance(job_id=job.pk)
+
     job.refresh_from_db()
     assert job.step == "compensate"
     assert job.lease_token is None  # the discarded worker let go
@@ -296,3 +288,97 @@ def test_two_workers_racing_for_one_job_run_its_step_once(beacon):
 
     assert sorted(results) == [False, True]
     assert JobEvent.objects.filter(job=job, step="choose_provider", state="pending").count() == 1
+
+
+def test_compensation_that_keeps_failing_flags_staff_first_then_gives_up_loudly(
+    beacon, run, settings
+):
+    settings.JOB_COMPENSATE_MAX_ATTEMPTS = 3
+    settings.FAKE_BEACON_INSTALL_SECONDS = 600
+    job = run(job_start(beacon=beacon, kind="provision"))
+    fault_inject("provider.delete", "transient", times=50, message="cloud API down")
+
+    job_abort(job=job, reason="the Beacon reported a failure: disk", final_state="failed")
+    make_due(job)
+    job = run(job)
+
+    assert (job.step, job.state) == ("compensate", "pending")
+    beacon.refresh_from_db()
+    assert beacon.status == "failed"
+    assert beacon.order.__class__.objects.get(pk=beacon.order_id).needs_attention
+    for _ in range(2):
+        make_due(job)
+        job = run(job)
+    assert job.state == "failed"
+    assert "compensation gave up" in job.last_error
+    assert FakeServer.objects.filter(deleted=False).count() == 1  # still there: a human acts
+    ops = [m for m in mail.outbox if m.to == ["ops@localhost"]]
+    assert len(ops) == 1
+    assert "compensation gave up" in ops[0].body
+
+
+def test_a_failure_after_the_beacon_is_installed_keeps_the_server(beacon, run, monkeypatch):
+    from provisioning import provision
+
+    def broken_render(*, beacon, kind):
+        from wopr.lib.errors import ExternalError
+
+        raise ExternalError("template missing", transient=False)
+
+    monkeypatch.setattr(provision, "document_render", broken_render)
+
+    job = run(job_start(beacon=beacon, kind="provision"))
+
+    assert (job.state, job.step) == ("failed", "render_documents")
+    assert FakeServer.objects.filter(deleted=False).count() == 1
+    beacon.refresh_from_db()
+    assert beacon.status == "provisioning"
+    order = beacon.order.__class__.objects.get(pk=beacon.order_id)
+    assert order.needs_attention
+    assert "template missing" in order.attention_reason
+    assert [m.to for m in mail.outbox] == [["ops@localhost"]]
+
+
+def test_a_welcome_email_claimed_by_a_crashed_worker_makes_the_step_wait(beacon, run, settings):
+    from documents.models import EmailMessage
+
+    settings.FAKE_BEACON_INSTALL_SECONDS = 600
+    EmailMessage.objects.create(
+        idempotency_key=f"welcome:{beacon.pk}",
+        template="welcome",
+        recipient="x@example.com",
+        status="sending",
+    )
+    job = run(job_start(beacon=beacon, kind="provision"))
+    Job.objects.filter(pk=job.pk).update(callback_completed_at=timezone.now())
+    make_due(job)
+
+    job = run(job)
+
+    assert (job.step, job.state) == ("send_welcome", "waiting")
+    assert mail.outbox == []
+
+
+def test_retry_after_the_point_of_no_return_keeps_the_same_server(beacon, run, monkeypatch):
+    from provisioning import provision
+
+    original = provision.document_render
+    calls = {"n": 0}
+
+    def flaky_render(*, beacon, kind):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            from wopr.lib.errors import ExternalError
+
+            raise ExternalError("template missing", transient=False)
+        return original(beacon=beacon, kind=kind)
+
+    monkeypatch.setattr(provision, "document_render", flaky_render)
+    job = run(job_start(beacon=beacon, kind="provision"))
+    server = FakeServer.objects.get()
+
+    assert job_retry(job=job)
+    job = run(job)
+
+    assert job.state == "completed"
+    assert list(FakeServer.objects.filter(deleted=False)) == [server]

@@ -212,11 +212,6 @@ def test_without_a_webhook_secret_nothing_is_sent(settings, recorder):
     assert recorder.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the in-process run finds the job by beacon name, so a taken name reports the "
-    "earlier Beacon's timeline and 'is active' for an order that was not provisioned",
-)
 def test_a_taken_name_is_not_reported_as_a_new_active_beacon():
     simulate(beacon_name="dup1")
 
@@ -226,11 +221,6 @@ def test_a_taken_name_is_not_reported_as_a_new_active_beacon():
     assert Beacon.objects.count() == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _validate checks the name's shape but not the reserved names, so the event is "
-    "sent and a paid Order needing attention is created",
-)
 def test_a_reserved_name_is_refused_before_anything_is_sent():
     with pytest.raises(CommandError, match="reserved"):
         simulate(beacon_name="admin")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
 
 from wopr.lib.emails import NON_DELIVERING_EMAIL_BACKENDS
@@ -72,12 +72,12 @@ def check_production_configuration(app_configs: Any = None, **kwargs: Any) -> li
 
 
 @register("wopr")
-def check_known_backends(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+def check_known_backends(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """Unknown provider or DNS backend names are errors in any mode."""
     from dns.backends import DNS_BACKENDS
     from provisioning.providers import PROVIDER_CLASSES
 
-    errors: list[Any] = []
+    errors: list[Error] = []
     for name in settings.PROVIDERS:
         if name not in PROVIDER_CLASSES:
             known = ", ".join(sorted(PROVIDER_CLASSES))

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
+
+import environ
 
 
 def dev_secret(base_dir: Path, name: str, prefix: str) -> str:
@@ -17,7 +20,7 @@ def dev_secret(base_dir: Path, name: str, prefix: str) -> str:
     Several processes may start at once (gunicorn workers, the qcluster), so the file is created
     with O_EXCL and whoever loses the race reads the winner's value.
     """
-    if os.environ.get("DEBUG", "true").lower() not in {"1", "true", "yes", "on"}:
+    if not environ.Env().bool("DEBUG", default=True):  # read as settings.DEBUG is
         return ""
     path = base_dir / "var" / f"dev-{name}"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +39,5 @@ def _read_when_written(path: Path) -> str:
         value = path.read_text().strip()
         if value:
             return value
-        import time
-
         time.sleep(0.02)
     raise RuntimeError(f"{path} is empty; delete it and start again")

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "wopr.middleware.DropWebhookSecretOverride",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,6 +54,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "wopr.urls"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "wopr.reporting.ExceptionReporterFilter"
 WSGI_APPLICATION = "wopr.wsgi.application"
 
 TEMPLATES = [
@@ -131,7 +133,10 @@ FAKE_SERVER_BOOT_SECONDS = env.float("FAKE_SERVER_BOOT_SECONDS", default=2.0)
 FAKE_BEACON_INSTALL_SECONDS = env.float("FAKE_BEACON_INSTALL_SECONDS", default=5.0)
 
 # Jobs: bounded retries with exponential backoff; a lease so a dead worker's job is picked up.
-JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=5)
+# 10 attempts with these delays ride out 15-30 minutes of provider trouble before compensating.
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=10)
+# Undoing (deleting what a failed job made) is retried for hours: giving up may leak a server.
+JOB_COMPENSATE_MAX_ATTEMPTS = env.int("JOB_COMPENSATE_MAX_ATTEMPTS", default=40)
 JOB_BACKOFF_BASE_SECONDS = env.float("JOB_BACKOFF_BASE_SECONDS", default=5.0)
 JOB_BACKOFF_MAX_SECONDS = env.float("JOB_BACKOFF_MAX_SECONDS", default=600.0)
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)

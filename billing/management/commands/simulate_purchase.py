@@ -16,7 +16,13 @@ from django.test import Client
 from django.utils import timezone
 from django_q.conf import Conf
 
-from billing.catalog import BEACON_NAME_RE, catalog_data, region_locations
+from billing.catalog import (
+    BEACON_NAME_RE,
+    catalog_data,
+    region_locations,
+    reserved_beacon_names,
+)
+from billing.services import beacon_name_problem
 from billing.simulation import checkout_completed_event, encode, sign
 from billing.webhooks import webhook_secret
 from provisioning.jobs import job_advance
@@ -62,7 +68,7 @@ class Command(BaseCommand):
         if options["url"]:
             self._post_remote(options["url"], payload, signature)
         else:
-            self._run_in_process(payload, signature, options)
+            self._run_in_process(payload, signature, event["data"]["object"]["id"], options)
 
     def _validate(self, options: dict[str, Any]) -> None:
         catalog = catalog_data()
@@ -77,6 +83,11 @@ class Command(BaseCommand):
             raise CommandError(
                 "--beacon-name must be 3-32 of a-z, 0-9 and '-', not starting or ending with '-'"
             )
+        if options["beacon_name"] in reserved_beacon_names():
+            raise CommandError(f"--beacon-name {options['beacon_name']!r} is reserved")
+        # Whether the name is taken can only be known here when the event stays in-process.
+        if not options["url"] and beacon_name_problem(options["beacon_name"]) == "taken":
+            raise CommandError(f"--beacon-name {options['beacon_name']!r} is taken")
         if not region_locations(options["region"]):
             raise CommandError(
                 f"unknown region {options['region']!r}; try one of: "
@@ -99,7 +110,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"{target} accepted the event (200)."))
         self.stdout.write(f"Watch the Beacon in {url.rstrip('/')}/admin/provisioning/beacon/")
 
-    def _run_in_process(self, payload: bytes, signature: str, options: dict[str, Any]) -> None:
+    def _run_in_process(
+        self, payload: bytes, signature: str, session_id: str, options: dict[str, Any]
+    ) -> None:
         Conf.SYNC = True  # tasks enqueued by the webhook run here, not in a worker
         host = (settings.ALLOWED_HOSTS or ["localhost"])[0].lstrip(".")
         response = Client(HTTP_HOST=host).post(
@@ -110,9 +123,7 @@ class Command(BaseCommand):
         )
         if response.status_code != 200:
             raise CommandError(f"the webhook answered {response.status_code}")
-        job = (
-            Job.objects.filter(beacon__name=options["beacon_name"]).order_by("-created_at").first()
-        )
+        job = Job.objects.filter(beacon__order__stripe_checkout_session_id=session_id).first()
         if job is None:
             raise CommandError("no Beacon was created; see the Order in the admin")
         self._drive(job, options["timeout"])
