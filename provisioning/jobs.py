@@ -248,10 +248,10 @@ def _wait(job: Job, token: uuid.UUID, outcome: Wait) -> None:
         last = job.events.order_by("-at", "-id").values_list("step", "message").first()
         if last != (job.step, outcome.message):
             _event(job, JobState.WAITING, outcome.message)
-        if outcome.until <= timezone.now():
-            job_enqueue(job.pk)
+        if outcome.remember and outcome.until <= timezone.now():
+            job_enqueue(job.pk)  # the step moved on (a new placement): try again at once
         else:
-            job_wake_at(job.pk, outcome.until)
+            job_wake_at(job.pk, outcome.until)  # never a hot loop, even with until <= now
 
 
 def backoff_seconds(attempt: int) -> float:

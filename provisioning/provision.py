@@ -107,7 +107,11 @@ def step_choose_provider(job: Job) -> Done:
             transient=True,
             code="no_provider",
         )
-    weights = [max(provider.weight, 1) for provider in candidates]
+    # Weight 0 makes a provider a fallback only: never a first choice, still tried when the
+    # others have no capacity.
+    weights = [provider.weight for provider in candidates]
+    if not any(weights):
+        weights = [1] * len(candidates)
     provider = random.choices(candidates, weights=weights)[0]  # noqa: S311
     location = region_provider_locations(beacon.region, provider.kind)[0]
     size = _place(beacon, provider, location)

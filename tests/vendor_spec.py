@@ -7,6 +7,7 @@ into the repository); tests that need them skip when ../shared/ is absent (a use
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -86,3 +87,24 @@ def assert_conforms(
 ) -> None:
     errors = spec_errors(vendor, request, response)
     assert not errors, f"{request.method} {request.url.path}: " + " | ".join(errors)
+
+
+def spec_checked(
+    vendor: str, handle: Callable[[httpx.Request], httpx.Response]
+) -> httpx.MockTransport:
+    """A transport answering with `handle` that asserts each request the adapter sends, and
+    each answer the fake gives, conform to the vendor's spec. Without ../shared/ (a user's
+    clone) it only answers."""
+    validate = (TRIMMED / f"{vendor}.json").is_file()
+
+    def checked(request: httpx.Request) -> httpx.Response:
+        request.read()
+        if validate:
+            assert_conforms(vendor, request)  # before a dropped answer can hide it
+        response = handle(request)
+        if validate:
+            response.read()
+            assert_conforms(vendor, request, response)
+        return response
+
+    return httpx.MockTransport(checked)

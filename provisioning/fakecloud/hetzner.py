@@ -212,6 +212,11 @@ class FakeHetzner(FakeVendor):
         record = self.servers.get(int(match[1]))
         if record is None:
             return error(404, "not_found", f"server with ID '{match[1]}' not found")
+        # A real server boots whether or not anyone polls its action; a look at the server
+        # counts as time passing too.
+        creating = self.actions.get(record["create_action"] or 0)
+        if creating is not None:
+            self._tick(creating)
         return httpx.Response(200, json={"server": self._server_json(record)})
 
     def _delete_server(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
@@ -259,10 +264,14 @@ class FakeHetzner(FakeVendor):
         action = self.actions.get(int(match[1]))
         if action is None:
             return error(404, "not_found", f"action with ID '{match[1]}' not found")
+        self._tick(action)
+        return httpx.Response(200, json={"action": action})
+
+    def _tick(self, action: dict[str, Any]) -> None:
+        """One more look at a running action: it succeeds after `action_polls` looks."""
         self.polls[action["id"]] = self.polls.get(action["id"], 0) + 1
         if action["status"] == "running" and self.polls[action["id"]] > self.action_polls:
             action.update(status="success", progress=100, finished=_now())
-        return httpx.Response(200, json={"action": action})
 
     # --- catalogue --------------------------------------------------------------------------
     def _list_locations(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:

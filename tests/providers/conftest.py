@@ -10,31 +10,10 @@ import pytest
 
 from provisioning.fakecloud.hetzner import FakeHetzner
 from provisioning.providers.hetzner import HetznerProvider
-from tests.vendor_spec import TRIMMED, assert_conforms
+from tests.vendor_spec import spec_checked
 from wopr.lib.http import transport_for
 
 HETZNER_URL = "https://api.hetzner.cloud/v1"
-
-
-def spec_checked(
-    vendor: str, handle: Callable[[httpx.Request], httpx.Response]
-) -> httpx.MockTransport:
-    """A transport answering with `handle` that asserts each request the adapter sends, and
-    each answer the fake gives, conform to the vendor's spec. Without ../shared/ (a user's
-    clone) it only answers."""
-    validate = (TRIMMED / f"{vendor}.json").is_file()
-
-    def checked(request: httpx.Request) -> httpx.Response:
-        request.read()
-        if validate:
-            assert_conforms(vendor, request)  # before a dropped answer can hide it
-        response = handle(request)
-        if validate:
-            response.read()
-            assert_conforms(vendor, request, response)
-        return response
-
-    return httpx.MockTransport(checked)
 
 
 @pytest.fixture
