@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 PER_PAGE = 100
 # A name and type holding more than PER_PAGE * MAX_PAGES records is a runaway, not a zone.
 MAX_PAGES = 20
+# Listing a whole zone (reconciliation) may take longer: 200 pages of 100 records.
+ZONE_MAX_PAGES = 200
 # "The record already exists." (older wording) and "An identical record already exists."
 EXISTS_CODES = frozenset({"81057", "81058"})
 RECORD_NOT_FOUND = "81044"
@@ -128,6 +130,32 @@ class CloudflareDns(DnsBackend):
             transient=False,
             code="too_many_pages",
         )
+
+    def list_records(self, suffix: str) -> list[Record]:
+        """Every A and AAAA record of the zone whose name ends with `suffix` (reconciliation).
+
+        The 2024 API has no suffix filter, so the zone is listed type by type, page by page."""
+        records: list[Record] = []
+        with self._session():
+            for record_type in ("A", "AAAA"):
+                for page in range(1, ZONE_MAX_PAGES + 1):
+                    params = {"type": record_type, "per_page": PER_PAGE, "page": page}
+                    body: RecordList = self._request("GET", self._records_path(), params=params)
+                    result = body.get("result") or []
+                    records += [
+                        _record(item)
+                        for item in result
+                        if item.get("type") == record_type and item.get("name", "").endswith(suffix)
+                    ]
+                    if _last_page(body, page, len(result)):
+                        break
+                else:
+                    raise DnsError(
+                        f"Cloudflare listed more than {ZONE_MAX_PAGES} pages of {record_type}",
+                        transient=False,
+                        code="too_many_pages",
+                    )
+        return records
 
     def upsert(self, spec: RecordSpec) -> Record:
         """Make exactly one record of the spec's name and type, holding the spec's values.

@@ -565,3 +565,16 @@ def test_contract_upsert_find_delete(backend):
     ]
     assert backend.find("beacon.example.com", "A") == []
     assert backend.find("beacon.example.com", "AAAA") == []
+
+
+def test_list_records_finds_every_a_and_aaaa_under_a_suffix_across_pages(cloudflare, fake):
+    for n in range(130):
+        fake.add_record(type="A", name=f"b{n}.beacons.example.com", content="198.51.100.7")
+    fake.add_record(type="AAAA", name="b1.beacons.example.com", content="2001:db8::1")
+    fake.add_record(type="A", name="www.example.com", content="198.51.100.8")
+
+    found = cloudflare.list_records(".beacons.example.com")
+
+    assert len(found) == 131
+    assert {record.record_type for record in found} == {"A", "AAAA"}
+    assert all(record.name.endswith(".beacons.example.com") for record in found)
