@@ -41,6 +41,8 @@ class FakeVendor:
         self.lock = threading.RLock()
         self.injected: list[Injected] = []
         self.requests: list[httpx.Request] = []
+        # Called with the user data of every server created (see fakecloud.beacon).
+        self.on_create: Callable[[str], None] | None = None
 
     # --- to implement ---------------------------------------------------------------------
     def route(self, request: httpx.Request) -> httpx.Response:

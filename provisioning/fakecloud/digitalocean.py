@@ -199,6 +199,8 @@ class FakeDigitalOcean(FakeVendor):
         state.next_droplet_id += 1
         state.droplets[droplet.id] = droplet
         action = self._start_action(droplet, "create", effect="active")
+        if self.on_create is not None:
+            self.on_create(droplet.user_data)
         link = {
             "id": action.id,
             "rel": "create",

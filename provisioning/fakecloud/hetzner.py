@@ -183,6 +183,8 @@ class FakeHetzner(FakeVendor):
         )
         action = self._action("create_server", record["id"])
         record["create_action"] = action["id"]
+        if self.on_create is not None:
+            self.on_create(str(body.get("user_data") or ""))
         starts = [self._action("start_server", record["id"])] if record["powered"] else []
         return httpx.Response(
             201,
