@@ -82,6 +82,8 @@ class Workflow:
         if self.point_of_no_return is None:
             return True
         names = [name for name, _ in self.steps]
+        if step not in names:  # a step this workflow no longer has: undo, to be safe
+            return True
         return names.index(step) < names.index(self.point_of_no_return)
 
     @property

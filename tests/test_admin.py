@@ -25,6 +25,8 @@ from provisioning.models import (
     JobState,
     Provider,
     ProviderHealthCheck,
+    RateLimitBudget,
+    ReconcileRun,
 )
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +98,10 @@ def make_one_of_everything() -> None:
         ipv6="2001:db8::1", created_at=timezone.now(),
     )  # fmt: skip
     FakeFault.objects.create(point="provider.create", kind="transient")
+    RateLimitBudget.objects.create(key="hetzner", remaining=3599, limit=3600)
+    ReconcileRun.objects.create(
+        findings=[{"kind": "orphan_server", "provider": "fake", "id": "1", "detail": "x"}]
+    )
 
 
 def run_action(client: Client, model: type, action: str, objects: list) -> str:
