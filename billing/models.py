@@ -111,6 +111,19 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class SubscriptionStatus(models.TextChoices):
+    """Stripe's subscription statuses (blank: Stripe has told us nothing yet)."""
+
+    INCOMPLETE = "incomplete", "Incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    UNPAID = "unpaid", "Unpaid"
+    PAUSED = "paused", "Paused"
+    CANCELED = "canceled", "Canceled"
+
+
 class Order(models.Model):
     """One storefront checkout. Its id is an unguessable UUID the buyer may see."""
 
@@ -142,6 +155,14 @@ class Order(models.Model):
     stripe_metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # Stripe's view of the subscription, and the Stripe time of the newest event (or sync) that
+    # told us: an older event arriving late never overwrites a newer status.
+    subscription_status = models.CharField(
+        max_length=20, choices=SubscriptionStatus.choices, blank=True
+    )
+    subscription_status_at = models.DateTimeField(null=True, blank=True)
+    subscription_period_end = models.DateTimeField(null=True, blank=True)
+    subscription_ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -160,7 +181,12 @@ class Order(models.Model):
 
 
 class PaymentFailure(models.Model):
-    """A failed invoice payment; at most one row per Stripe invoice."""
+    """A failed invoice payment; at most one row per Stripe invoice.
+
+    `attempt_count` is Stripe's count of failed attempts on the invoice (the highest seen, so a
+    late or repeated event never lowers it); `paid_at` is set once Stripe says the invoice was
+    paid, whichever of the two events arrived first.
+    """
 
     order = models.ForeignKey(
         Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="payment_failures"
@@ -170,7 +196,15 @@ class PaymentFailure(models.Model):
     amount_due_cents = models.PositiveIntegerField(default=0)
     attempt_count = models.PositiveIntegerField(default=0)
     next_payment_attempt = models.DateTimeField(null=True, blank=True)
+    currency = models.CharField(max_length=3, default="usd")
+    hosted_invoice_url = models.URLField(max_length=500, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["stripe_subscription_id", "paid_at"])]
 
     def __str__(self) -> str:
         return self.stripe_invoice_id

@@ -1,7 +1,9 @@
-"""Staff views of providers, Beacons, Jobs and their timelines.
+"""Staff views of providers, Beacons, Jobs and their timelines, and reconciliation runs.
 
 Beacons and Jobs are read-only here: their state only changes through the job engine, so the
-only levers are the "Retry job" and "Cancel job" actions, which call `provisioning.jobs`.
+levers are actions: "Retry job" and "Cancel job" (calling `provisioning.jobs`), and on Beacons
+suspend, resume, decommission now and cancel a scheduled decommission (calling
+`provisioning.services`, which record the staff member on the job timeline).
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ from provisioning.models import (
     JobEvent,
     Provider,
     ProviderHealthCheck,
+    RateLimitBudget,
+    ReconcileRun,
+)
+from provisioning.services import (
+    beacon_staff_decommission_cancel,
+    beacon_staff_decommission_now,
+    beacon_staff_resume,
+    beacon_staff_suspend,
 )
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link, html_table
 
@@ -144,7 +154,14 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "fqdn", "owner__email", "provider_server_id", "ipv4")
     list_select_related = ("owner", "bundle", "tier", "provider")
     date_hierarchy = "created_at"
-    actions = ("retry_job", "cancel_job")
+    actions = (
+        "retry_job",
+        "cancel_job",
+        "suspend_beacon",
+        "resume_beacon",
+        "decommission_now",
+        "cancel_decommission",
+    )
     fieldsets = (
         (
             None,
@@ -177,11 +194,15 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 )
             },
         ),
+        (
+            "Lifecycle",
+            {"fields": ("subscription", "staff_hold", "converge_requested_at")},
+        ),
         ("Timeline", {"fields": ("timeline",)}),
         ("E-mails sent", {"fields": ("emails_sent",)}),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
-    readonly_fields = ("id", "timeline", "emails_sent", "created_at", "updated_at")
+    readonly_fields = ("id", "subscription", "timeline", "emails_sent", "created_at", "updated_at")
     inlines = (JobInline, DnsRecordInline, DocumentInline)
 
     @admin.display(description="Owner", ordering="owner__email")
@@ -228,6 +249,45 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def jobs_for(self, queryset: QuerySet) -> list[Job | None]:
         return [beacon.jobs.order_by("-created_at").first() for beacon in queryset]
+
+    @admin.display(description="Subscription (Stripe's view)")
+    def subscription(self, obj: Beacon) -> str:
+        order = obj.order
+        if not order.subscription_status:
+            return f"{order.stripe_subscription_id or '—'} (no status heard since checkout)"
+        return (
+            f"{order.stripe_subscription_id}: {order.subscription_status} "
+            f"as of {localtime(order.subscription_status_at):%Y-%m-%d %H:%M:%S}"
+        )
+
+    def _staff_action(
+        self, request: HttpRequest, queryset: QuerySet, verb: str, act: Callable[..., str]
+    ) -> None:
+        """Call the staff service for each Beacon, log who did it, and say what happened."""
+        lines = []
+        for beacon in queryset.select_related("order"):
+            outcome = act(beacon=beacon, requested_by=request.user)
+            self.log_change(request, beacon, f"{verb}: {outcome}")
+            lines.append(f"{beacon.name}: {outcome}")
+        self.message_user(request, f"{verb} — " + "; ".join(lines), messages.INFO)
+
+    @admin.action(description="Suspend (power off) until staff resume", permissions=["operate"])
+    def suspend_beacon(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._staff_action(request, queryset, "Suspend", beacon_staff_suspend)
+
+    @admin.action(description="Resume (lift a staff suspension)", permissions=["operate"])
+    def resume_beacon(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._staff_action(request, queryset, "Resume", beacon_staff_resume)
+
+    @admin.action(description="Decommission now (delete server and DNS)", permissions=["operate"])
+    def decommission_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._staff_action(request, queryset, "Decommission now", beacon_staff_decommission_now)
+
+    @admin.action(description="Cancel the scheduled decommission", permissions=["operate"])
+    def cancel_decommission(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._staff_action(
+            request, queryset, "Cancel decommission", beacon_staff_decommission_cancel
+        )
 
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -291,6 +351,40 @@ class JobEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
 
 
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+@admin.register(ReconcileRun)
+class ReconcileRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("started_at", "fix", "finding_count", "fixed", "needs_human", "finished_at")
+    list_filter = ("needs_human", "fix")
+    date_hierarchy = "started_at"
+    fields = ("started_at", "finished_at", "fix", "fixed", "needs_human", "notes", "findings_table")
+    readonly_fields = fields
+
+    @admin.display(description="Findings")
+    def finding_count(self, obj: ReconcileRun) -> int:
+        return len(obj.findings)
+
+    @admin.display(description="Findings")
+    def findings_table(self, obj: ReconcileRun) -> SafeString:
+        return html_table(
+            ("Kind", "Where", "Id", "Status", "First seen", "Detail"),
+            (
+                (
+                    item.get("kind", ""),
+                    item.get("provider", ""),
+                    item.get("id", ""),
+                    item.get("status", ""),
+                    item.get("first_seen", ""),
+                    item.get("detail", ""),
+                )
+                for item in obj.findings
+            ),
+            "Nothing to report: money, Beacons, servers and DNS agree.",
+        )
+
+
 # --- the fake cloud (demos and tests) -------------------------------------------------------
 
 
@@ -314,3 +408,10 @@ class FakeFaultAdmin(admin.ModelAdmin):
                 "provider.delete, dns.upsert or dns.delete"
             )
         return field
+
+
+@admin.register(RateLimitBudget)
+class RateLimitBudgetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The vendors' shared request budgets, as their last answers left them."""
+
+    list_display = ("key", "remaining", "limit", "blocked_until", "updated_at")

@@ -64,6 +64,15 @@ class BeaconStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class StaffHold(models.TextChoices):
+    """A staff decision that outranks what billing alone would do with a Beacon."""
+
+    NONE = "", "None"
+    SUSPEND = "suspend", "Suspended by staff"
+    KEEP = "keep", "Decommission cancelled by staff (kept, powered off)"
+    DECOMMISSION = "decommission", "Decommissioned by staff"
+
+
 class Beacon(models.Model):
     """A customer's server: one per paid Order, with a unique DNS name."""
 
@@ -88,12 +97,21 @@ class Beacon(models.Model):
         max_length=16, choices=BeaconStatus.choices, default=BeaconStatus.PENDING
     )
     stripe_mode = models.CharField(max_length=4, default="test")
+    staff_hold = models.CharField(
+        max_length=12, choices=StaffHold.choices, default=StaffHold.NONE, blank=True
+    )
+    # Set when a billing fact changed and the Beacon's state must be brought in line with it;
+    # cleared (compare-and-set) once a Job is under way or nothing is left to do.
+    converge_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["status"]),
+            models.Index(fields=["converge_requested_at"]),
+        ]
 
     def __str__(self) -> str:
         return self.fqdn
@@ -192,6 +210,39 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.step}: {self.message}"
+
+
+class FindingKind(models.TextChoices):
+    ORPHAN_SERVER = "orphan_server", "Orphan server"
+    ORPHAN_DNS = "orphan_dns", "Orphan DNS record"
+    ZOMBIE = "zombie", "Zombie subscription"
+    DRIFT = "drift", "Drift"
+    ERROR = "error", "Could not check"
+
+
+class ReconcileRun(models.Model):
+    """One comparison of Stripe subscriptions, Beacons, provider servers and DNS records.
+
+    `findings` is a list of {kind, provider, id, detail, first_seen, fixable, fixed, action}.
+    """
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    fix = models.BooleanField(default=False)
+    findings = models.JSONField(default=list, blank=True)
+    fixed = models.PositiveIntegerField(default=0)
+    needs_human = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"reconcile {self.started_at:%Y-%m-%d %H:%M} ({len(self.findings)} findings)"
+
+    def summary(self) -> str:
+        verdict = "needs a human" if self.needs_human else "nothing needs a human"
+        return f"{len(self.findings)} finding(s), {self.fixed} fixed; {verdict}"
 
 
 class FakeServer(models.Model):

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import Order
 from provisioning import provision  # noqa: F401  (registers the provision workflow)
-from provisioning.jobs import WORKFLOWS, job_enqueue
-from provisioning.models import Beacon, Job, JobEvent, JobKind, JobState
+from provisioning.jobs import WORKFLOWS, job_abort, job_enqueue
+from provisioning.lifecycle import (
+    DECOMMISSION_CANCELLABLE_STEPS,
+    beacon_desired_status,
+    decommission_at,
+)
+from provisioning.models import (
+    UNFINISHED_JOB_STATES,
+    Beacon,
+    BeaconStatus,
+    Job,
+    JobEvent,
+    JobKind,
+    JobState,
+    StaffHold,
+)
 
 
 def beacon_fqdn(name: str) -> str:
@@ -61,3 +77,182 @@ def job_start(*, beacon: Beacon, kind: str, requested_by: object = None) -> Job:
     JobEvent.objects.create(job=job, step=job.step, state=job.state, message=f"{kind} job created")
     job_enqueue(job.pk)
     return job
+
+
+# --- life after purchase: converging a Beacon on what billing and staff ask -------------------
+
+
+def beacon_converge_request(*, beacon_id: uuid.UUID | str) -> None:
+    """Note that the Beacon's desired state may have changed and converge after commit.
+
+    The mark is the safety net: the sweep converges every marked Beacon, so a lost task, or a
+    Beacon busy with another job, is looked at again.
+    """
+    from django_q.tasks import async_task
+
+    Beacon.objects.filter(pk=beacon_id).update(converge_requested_at=timezone.now())
+    transaction.on_commit(
+        lambda: async_task("provisioning.tasks.beacon_converge", str(beacon_id), group="jobs")
+    )
+
+
+def beacon_converge(*, beacon_id: uuid.UUID | str, requested_by: object = None) -> str:
+    """Start the Job that moves the Beacon to the state billing and staff ask for; idempotent.
+
+    At most one unfinished Job per Beacon: while another runs, the mark stays and the end of
+    that job (provisioning.tasks.job_advance) or the sweep converges again. A decommission
+    still in its grace period is cancelled when the Beacon should live after all.
+    """
+    with transaction.atomic():
+        beacon = (
+            Beacon.objects.select_for_update().select_related("order").filter(pk=beacon_id).first()
+        )
+        if beacon is None:
+            return "no such Beacon"
+        mark = beacon.converge_requested_at
+        outcome, settled = _converge_locked(beacon, requested_by)
+        if settled and mark is not None:
+            Beacon.objects.filter(pk=beacon.pk, converge_requested_at=mark).update(
+                converge_requested_at=None
+            )
+    return outcome
+
+
+JOB_FOR_STATUS = {
+    BeaconStatus.ACTIVE: JobKind.RESUME,
+    BeaconStatus.SUSPENDED: JobKind.SUSPEND,
+    BeaconStatus.DECOMMISSIONED: JobKind.DECOMMISSION,
+}
+# Where each job may start from (a Beacon still provisioning, failed or gone is left alone).
+JOB_STARTS_FROM = {
+    JobKind.RESUME: (BeaconStatus.SUSPENDED, BeaconStatus.DECOMMISSIONING),
+    JobKind.SUSPEND: (BeaconStatus.ACTIVE, BeaconStatus.DECOMMISSIONING),
+    JobKind.DECOMMISSION: (
+        BeaconStatus.ACTIVE,
+        BeaconStatus.SUSPENDED,
+        BeaconStatus.DECOMMISSIONING,
+    ),
+}
+
+
+def _converge_locked(beacon: Beacon, requested_by: object) -> tuple[str, bool]:
+    """(what was done, whether nothing more is needed) for a Beacon locked by the caller."""
+    desired = beacon_desired_status(beacon)
+    running = beacon.jobs.filter(state__in=UNFINISHED_JOB_STATES).first()
+    if running is not None:
+        lives = desired in (BeaconStatus.ACTIVE, BeaconStatus.SUSPENDED)
+        if running.kind != JobKind.DECOMMISSION or not lives:
+            return f"{running.kind} job under way", running.kind == JOB_FOR_STATUS.get(desired)
+        if running.step not in DECOMMISSION_CANCELLABLE_STEPS:
+            return "decommission already deleting; too late to cancel", True
+        job_abort(job=running, reason=_cancel_reason(beacon), final_state=JobState.CANCELLED)
+    kind = JOB_FOR_STATUS.get(desired) if desired else None
+    if kind is None or beacon.status not in JOB_STARTS_FROM[kind]:
+        return "nothing to do", True
+    if desired == BeaconStatus.DECOMMISSIONED and beacon.status == BeaconStatus.DECOMMISSIONED:
+        return "nothing to do", True
+    latest = beacon.jobs.order_by("-created_at").first()
+    if latest is not None and latest.kind == kind and latest.state == JobState.FAILED:
+        return f"the last {kind} job failed; staff must retry it", True
+    try:
+        with transaction.atomic():
+            job = _lifecycle_job_start(beacon, kind, requested_by)
+    except IntegrityError:  # another job started meanwhile; its end converges again
+        return "another job started meanwhile", False
+    return f"{kind} job {job.pk} started", True
+
+
+def _cancel_reason(beacon: Beacon) -> str:
+    if beacon.order.subscription_status not in ("canceled", "incomplete_expired"):
+        return f"decommission cancelled: subscription {beacon.order.stripe_subscription_id} pays"
+    return "decommission cancelled by staff"
+
+
+def _lifecycle_job_start(beacon: Beacon, kind: str, requested_by: object) -> Job:
+    """Create the suspend, resume or decommission job with what its steps need to know."""
+    checkpoint: dict[str, object] = {}
+    if kind == JobKind.DECOMMISSION:
+        Beacon.objects.filter(pk=beacon.pk).update(status=BeaconStatus.DECOMMISSIONING)
+        checkpoint["schedule"] = {"decommission_at": decommission_at(beacon).isoformat()}
+    elif kind == JobKind.SUSPEND:
+        if beacon.staff_hold == StaffHold.SUSPEND:
+            checkpoint["cause"] = "staff"
+        elif beacon.status == BeaconStatus.DECOMMISSIONING:
+            checkpoint["cause"] = "kept"
+        else:
+            checkpoint["cause"] = "payment"
+    job = job_start(beacon=beacon, kind=kind, requested_by=requested_by)
+    if checkpoint:
+        Job.objects.filter(pk=job.pk).update(checkpoint=checkpoint)
+    return job
+
+
+# --- staff actions (the admin's buttons); each names the user on the Beacon's job timeline --------
+
+
+def beacon_staff_suspend(*, beacon: Beacon, requested_by: object) -> str:
+    """Suspend the Beacon whatever billing says, until staff resume it."""
+    Beacon.objects.filter(pk=beacon.pk).update(staff_hold=StaffHold.SUSPEND)
+    return _staff_converge(beacon, requested_by, "suspend")
+
+
+def beacon_staff_resume(*, beacon: Beacon, requested_by: object) -> str:
+    """Lift a staff suspension; billing still decides (an unpaid Beacon stays suspended)."""
+    Beacon.objects.filter(pk=beacon.pk, staff_hold=StaffHold.SUSPEND).update(
+        staff_hold=StaffHold.NONE
+    )
+    return _staff_converge(beacon, requested_by, "resume")
+
+
+def beacon_staff_decommission_now(*, beacon: Beacon, requested_by: object) -> str:
+    """Delete the server and DNS records now: a decommission in its grace period is brought
+    forward, otherwise one starts (after the job under way, if any)."""
+    Beacon.objects.filter(pk=beacon.pk).update(staff_hold=StaffHold.DECOMMISSION)
+    waiting = beacon.jobs.filter(
+        kind=JobKind.DECOMMISSION,
+        state__in=UNFINISHED_JOB_STATES,
+        step__in=DECOMMISSION_CANCELLABLE_STEPS,
+    ).first()
+    if waiting is None:
+        return _staff_converge(beacon, requested_by, "decommission now")
+    now = timezone.now()
+    with transaction.atomic():
+        schedule = {"decommission_at": now.isoformat()}
+        Job.objects.filter(pk=waiting.pk).update(
+            checkpoint={**waiting.checkpoint, "schedule": schedule},
+            next_attempt_at=now,
+            requested_by=requested_by,
+        )
+        _staff_event(waiting, requested_by, "decommission brought forward to now")
+        job_enqueue(waiting.pk)
+    return "decommission brought forward to now"
+
+
+def beacon_staff_decommission_cancel(*, beacon: Beacon, requested_by: object) -> str:
+    """Cancel a scheduled decommission and keep the Beacon (powered off while its subscription
+    has ended) until staff decide otherwise."""
+    waiting = beacon.jobs.filter(kind=JobKind.DECOMMISSION, state__in=UNFINISHED_JOB_STATES).first()
+    if waiting is None:
+        return "no scheduled decommission"
+    if waiting.step not in DECOMMISSION_CANCELLABLE_STEPS:
+        return "too late: the decommission is already deleting"
+    Beacon.objects.filter(pk=beacon.pk).update(staff_hold=StaffHold.KEEP)
+    reason = f"decommission cancelled by {requested_by}"
+    if not job_abort(job=waiting, reason=reason, final_state=JobState.CANCELLED):
+        return "the decommission moved on; nothing cancelled"
+    return _staff_converge(beacon, requested_by, "cancel decommission")
+
+
+def _staff_converge(beacon: Beacon, requested_by: object, action: str) -> str:
+    outcome = beacon_converge(beacon_id=beacon.pk, requested_by=requested_by)
+    job = beacon.jobs.order_by("-created_at").first()
+    if job is not None:
+        _staff_event(job, requested_by, f"staff action '{action}': {outcome}")
+    return outcome
+
+
+def _staff_event(job: Job, user: object, message: str) -> None:
+    job.refresh_from_db(fields=["state", "step"])
+    JobEvent.objects.create(
+        job=job, step=job.step, state=job.state, message=f"{message} (by {user})"
+    )

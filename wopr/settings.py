@@ -235,3 +235,16 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
     },
 }
+
+# --- Subscription lifecycle (issue 5) ---------------------------------------------------------
+# Suspend a past-due subscription's Beacon once this many payment attempts failed on its unpaid
+# invoices (Stripe's `unpaid` status suspends at once).
+SUSPEND_AFTER_FAILURES = env.int("SUSPEND_AFTER_FAILURES", default=3)
+# What suspension does to the server: `power_off` (the only policy built so far; the provider
+# keeps billing a powered-off server, so cancellation decommissions after the grace period).
+SUSPENDED_POLICY = env.str("SUSPENDED_POLICY", default="power_off")
+# Days between a subscription's deletion and its Beacon's server and DNS records being deleted.
+DECOMMISSION_GRACE_DAYS = env.int("DECOMMISSION_GRACE_DAYS", default=7)
+# `manage.py reconcile --fix` deletes an orphan server or DNS record only once it has been seen
+# orphaned for this long (it may belong to work still in flight).
+RECONCILE_ORPHAN_MIN_AGE_HOURS = env.int("RECONCILE_ORPHAN_MIN_AGE_HOURS", default=24)

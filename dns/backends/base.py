@@ -50,3 +50,10 @@ class DnsBackend(ABC):
     @abstractmethod
     def delete(self, record_id: str) -> None:
         """Delete a record; an unknown id is not an error."""
+
+    def list_records(self, suffix: str) -> list[Record]:
+        """Every record whose name ends with `suffix` (for reconciliation).
+
+        Optional: a backend without it raises NotImplementedError and reconciliation skips DNS.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot list records")

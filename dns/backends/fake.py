@@ -18,6 +18,10 @@ class FakeDns(DnsBackend):
         rows = FakeDnsRecord.objects.filter(name=name, record_type=record_type).order_by("pk")
         return [_record(row) for row in rows]
 
+    def list_records(self, suffix: str) -> list[Record]:
+        rows = FakeDnsRecord.objects.filter(name__endswith=suffix).order_by("name", "record_type")
+        return [_record(row) for row in rows]
+
     def upsert(self, spec: RecordSpec) -> Record:
         lost = fault_raise_before("dns.upsert", DnsError)
         values = {"content": spec.content, "ttl": spec.ttl, "proxied": spec.proxied}

@@ -1,0 +1,348 @@
+"""Life after purchase: the state a Beacon should be in, and the Jobs that take it there.
+
+`beacon_desired_status` reads Stripe's view of the subscription (kept on the Order by
+billing.subscriptions) and staff holds; provisioning.services.beacon_converge starts the Job
+that closes the gap. The workflows, each step idempotent (it looks at the servers first):
+
+- suspend: power the server off, wait until it is off, mark the Beacon suspended, tell the
+  customer once;
+- resume: power on, wait until running, mark the Beacon active, tell the customer once;
+- decommission: power off, tell the customer the real deletion date, wait out the grace
+  period, delete the server(s) and DNS records, mark the Beacon decommissioned.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, register
+from django.db.models import Sum
+from django.utils import timezone
+
+from billing.models import Order, OrderStatus, PaymentFailure, SubscriptionStatus
+from dns.services import dns_records_delete
+from documents.models import EmailStatus
+from provisioning.jobs import Done, StepFunction, Wait, Workflow, workflow_register
+from provisioning.models import Beacon, BeaconStatus, Job, StaffHold
+from provisioning.providers import get_provider
+from provisioning.providers.base import CloudProvider, Server
+from wopr.lib.emails import STALE_SENDING_AFTER, email_send_once
+from wopr.lib.errors import ProviderError
+
+SUSPENDED_POLICIES = ("power_off",)
+POWER_DEADLINE = timedelta(minutes=10)
+PAYING = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
+ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
+OVERDUE = (SubscriptionStatus.UNPAID, SubscriptionStatus.PAUSED)
+# Steps of a decommission job before anything is deleted: a new subscription may still cancel it.
+DECOMMISSION_CANCELLABLE_STEPS = ("power_off", "wait_off", "announce", "wait_grace")
+
+
+# --- what the Beacon should be ----------------------------------------------------------------
+
+
+def failed_attempts(order: Order) -> tuple[int, datetime | None]:
+    """Failed payment attempts on the subscription's unpaid invoices, and the newest failure."""
+    if not order.stripe_subscription_id:
+        return 0, None
+    unpaid = PaymentFailure.objects.filter(
+        stripe_subscription_id=order.stripe_subscription_id, paid_at__isnull=True
+    )
+    latest = unpaid.order_by("-failed_at").values_list("failed_at", flat=True).first()
+    return unpaid.aggregate(total=Sum("attempt_count"))["total"] or 0, latest
+
+
+def failures_suspend(order: Order) -> bool:
+    """SUSPEND_AFTER_FAILURES failed attempts suspend, unless Stripe has called the subscription
+    active or trialing since the newest of them."""
+    attempts, latest = failed_attempts(order)
+    if attempts < settings.SUSPEND_AFTER_FAILURES:
+        return False
+    said_fine = order.subscription_status in PAYING and order.subscription_status_at
+    return not (said_fine and latest is not None and order.subscription_status_at >= latest)
+
+
+def billing_desired_status(order: Order) -> str | None:
+    """What billing alone asks of the Order's Beacon: active, suspended, decommissioned, or
+    None when it has no opinion (payment still incomplete, nothing known)."""
+    status = order.subscription_status
+    if status in ENDED:
+        return BeaconStatus.DECOMMISSIONED
+    if status in OVERDUE:
+        return BeaconStatus.SUSPENDED
+    if status == SubscriptionStatus.INCOMPLETE:
+        return None
+    if not status and order.status != OrderStatus.PAID:
+        return None
+    # active, trialing, past_due, or nothing heard since the paid checkout
+    return BeaconStatus.SUSPENDED if failures_suspend(order) else BeaconStatus.ACTIVE
+
+
+def beacon_desired_status(beacon: Beacon) -> str | None:
+    """Billing's answer, overridden by staff holds (see StaffHold)."""
+    if beacon.staff_hold == StaffHold.DECOMMISSION:
+        return BeaconStatus.DECOMMISSIONED
+    desired = billing_desired_status(beacon.order)
+    if desired == BeaconStatus.DECOMMISSIONED and beacon.staff_hold == StaffHold.KEEP:
+        return BeaconStatus.SUSPENDED
+    if beacon.staff_hold == StaffHold.SUSPEND and desired in (None, BeaconStatus.ACTIVE):
+        return BeaconStatus.SUSPENDED
+    return desired
+
+
+def decommission_at(beacon: Beacon) -> datetime:
+    """When the Beacon's server and records go: the grace period after the subscription ended,
+    at once when staff decommission it."""
+    if beacon.staff_hold == StaffHold.DECOMMISSION:
+        return timezone.now()
+    ended = beacon.order.subscription_ended_at or timezone.now()
+    return ended + timedelta(days=settings.DECOMMISSION_GRACE_DAYS)
+
+
+# --- steps shared by the workflows ------------------------------------------------------------
+
+
+def _beacon(job: Job) -> Beacon:
+    return Beacon.objects.select_related("provider", "order").get(pk=job.beacon_id)
+
+
+def _servers(beacon: Beacon) -> tuple[CloudProvider | None, list[Server]]:
+    """The Beacon's servers at its provider, found by label (the row's id may be stale)."""
+    if beacon.provider is None:
+        return None, []
+    provider = get_provider(beacon.provider.kind)
+    return provider, provider.find_servers({"wopr-beacon": str(beacon.pk)})
+
+
+def _power_step(*, on: bool) -> StepFunction:
+    wanted = "running" if on else "off"
+
+    def step(job: Job) -> Done:
+        provider, servers = _servers(_beacon(job))
+        if on and not servers:
+            raise ProviderError("the Beacon has no server to power on", transient=False)
+        actions = {}
+        for server in servers:
+            if server.status != wanted:
+                actions[server.id] = (
+                    provider.power_on(server.id) if on else provider.power_off(server.id)
+                )
+        verb = "on" if on else "off"
+        return Done(
+            {"actions": actions},
+            f"powering {verb} {len(actions)} server(s)" if actions else f"already powered {verb}",
+        )
+
+    step.__doc__ = f"Ask the provider to power every server of the Beacon {wanted}."
+    return step
+
+
+def _wait_power_step(*, on: bool, power_step: str) -> StepFunction:
+    wanted = "running" if on else "off"
+
+    def step(job: Job) -> Done | Wait:
+        provider, servers = _servers(_beacon(job))
+        if all(server.status == wanted for server in servers):
+            return Done(message=f"server(s) {wanted}")
+        actions = job.checkpoint.get(power_step, {}).get("actions", {})
+        if any(provider.action_status(action) == "running" for action in actions.values()):
+            started = datetime.fromisoformat(job.checkpoint[power_step]["at"])
+            if timezone.now() - started < POWER_DEADLINE:
+                poll = timezone.now() + timedelta(seconds=settings.JOB_POLL_SECONDS)
+                return Wait(poll, f"waiting for the server to be {wanted}")
+        raise ProviderError(f"the server is not {wanted} after the power action", transient=True)
+
+    step.__doc__ = f"Wait until every server of the Beacon is {wanted}."
+    return step
+
+
+def _set_status(job: Job, status: str, *, from_: tuple[str, ...]) -> None:
+    Beacon.objects.filter(pk=job.beacon_id, status__in=from_).update(status=status)
+
+
+def _email(job: Job, template: str, key: str, **context: Any) -> Done | Wait:
+    """Send the customer e-mail once per `key`; a retried step finds it sent and moves on."""
+    beacon = _beacon(job)
+    message = email_send_once(
+        key=key,
+        template=template,
+        to=beacon.order.email,
+        context={"beacon": beacon, "order": beacon.order, **context},
+        beacon=beacon,
+        order=beacon.order,
+    )
+    if message.status != EmailStatus.SENT:
+        # Another worker is sending it, or one crashed mid-send: look again once that claim
+        # goes stale (email_send_once then sends it).
+        return Wait(timezone.now() + STALE_SENDING_AFTER, f"{template} e-mail is {message.status}")
+    return Done({"email": message.pk}, f"{template} e-mail sent")
+
+
+def lifecycle_gave_up(job: Job, message: str) -> None:
+    """A suspend, resume or decommission failed: money and servers may disagree until staff
+    look, so the Order goes to the top of the admin (reconcile reports it too)."""
+    Order.objects.filter(beacon__pk=job.beacon_id).update(
+        needs_attention=True, attention_reason=f"{job.kind} job failed: {message}"[:1000]
+    )
+
+
+def _done_at(job: Job, step: str) -> datetime:
+    return datetime.fromisoformat(job.checkpoint[step]["at"])
+
+
+# --- suspend ------------------------------------------------------------------------------------
+
+
+def step_mark_suspended(job: Job) -> Done:
+    _set_status(
+        job,
+        BeaconStatus.SUSPENDED,
+        from_=(BeaconStatus.ACTIVE, BeaconStatus.DECOMMISSIONING),
+    )
+    return Done(message="Beacon is suspended")
+
+
+def step_notify_suspended(job: Job) -> Done | Wait:
+    """Tell the customer, once per suspension; a Beacon kept by staff after its subscription
+    ended was already told about the cancellation."""
+    cause = job.checkpoint.get("cause", "payment")
+    if cause == "kept":
+        return Done(message="no e-mail: kept by staff after cancellation")
+    return _email(
+        job, "suspended", f"suspended:{job.pk}", cause=cause, at=_done_at(job, "mark_suspended")
+    )
+
+
+SUSPEND = Workflow(
+    steps=(
+        ("power_off", _power_step(on=False)),
+        ("wait_off", _wait_power_step(on=False, power_step="power_off")),
+        ("mark_suspended", step_mark_suspended),
+        ("notify", step_notify_suspended),
+    ),
+    gave_up=lifecycle_gave_up,
+)
+
+
+# --- resume -------------------------------------------------------------------------------------
+
+
+def step_mark_active(job: Job) -> Done:
+    _set_status(
+        job, BeaconStatus.ACTIVE, from_=(BeaconStatus.SUSPENDED, BeaconStatus.DECOMMISSIONING)
+    )
+    return Done(message="Beacon is active again")
+
+
+def step_notify_resumed(job: Job) -> Done | Wait:
+    return _email(job, "resumed", f"resumed:{job.pk}", at=_done_at(job, "mark_active"))
+
+
+RESUME = Workflow(
+    steps=(
+        ("power_on", _power_step(on=True)),
+        ("wait_running", _wait_power_step(on=True, power_step="power_on")),
+        ("mark_active", step_mark_active),
+        ("notify", step_notify_resumed),
+    ),
+    gave_up=lifecycle_gave_up,
+)
+
+
+# --- decommission -------------------------------------------------------------------------------
+
+
+def _scheduled_at(job: Job) -> datetime:
+    return datetime.fromisoformat(job.checkpoint["schedule"]["decommission_at"])
+
+
+def step_announce(job: Job) -> Done | Wait:
+    """The `cancelled` e-mail with the real deletion date, once per ended subscription (a staff
+    decommission of a paying subscription is for staff to explain)."""
+    order = _beacon(job).order
+    if order.subscription_status not in ENDED:
+        return Done(message="no e-mail: the subscription has not ended")
+    return _email(
+        job,
+        "cancelled",
+        f"cancelled:{order.stripe_subscription_id}",
+        decommission_at=_scheduled_at(job),
+        grace_days=settings.DECOMMISSION_GRACE_DAYS,
+    )
+
+
+def step_wait_grace(job: Job) -> Done | Wait:
+    when = _scheduled_at(job)
+    if timezone.now() < when:
+        return Wait(when, f"server and DNS records will be deleted at {when:%Y-%m-%d %H:%M} UTC")
+    return Done(message="grace period over")
+
+
+def step_delete_servers(job: Job) -> Done:
+    """Delete every server labelled for the Beacon at every configured provider."""
+    beacon = _beacon(job)
+    kinds = set(settings.PROVIDERS) | ({beacon.provider.kind} if beacon.provider else set())
+    deleted = []
+    for kind in sorted(kinds):
+        provider = get_provider(kind)
+        for server in provider.find_servers({"wopr-beacon": str(beacon.pk)}):
+            provider.delete_server(server.id)
+            deleted.append(f"{kind}/{server.id}")
+    return Done({"deleted_servers": deleted}, f"{len(deleted)} server(s) deleted")
+
+
+def step_delete_dns(job: Job) -> Done:
+    deleted = dns_records_delete(beacon=_beacon(job))
+    return Done({"deleted_records": deleted}, f"{deleted} DNS record(s) deleted")
+
+
+def step_mark_decommissioned(job: Job) -> Done:
+    Beacon.objects.filter(pk=job.beacon_id).exclude(status=BeaconStatus.DECOMMISSIONED).update(
+        status=BeaconStatus.DECOMMISSIONED, provider_server_id=""
+    )
+    return Done(message="Beacon is decommissioned")
+
+
+DECOMMISSION = Workflow(
+    steps=(
+        ("power_off", _power_step(on=False)),
+        ("wait_off", _wait_power_step(on=False, power_step="power_off")),
+        ("announce", step_announce),
+        ("wait_grace", step_wait_grace),
+        ("delete_servers", step_delete_servers),
+        ("delete_dns", step_delete_dns),
+        ("mark_decommissioned", step_mark_decommissioned),
+    ),
+    gave_up=lifecycle_gave_up,
+)
+
+workflow_register("suspend", SUSPEND)
+workflow_register("resume", RESUME)
+workflow_register("decommission", DECOMMISSION)
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+@register("wopr")
+def check_lifecycle_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """The lifecycle settings hold values this code implements."""
+    errors = []
+    if settings.SUSPENDED_POLICY not in SUSPENDED_POLICIES:
+        errors.append(
+            Error(
+                f"SUSPENDED_POLICY {settings.SUSPENDED_POLICY!r} is not implemented; "
+                f"use one of: {', '.join(SUSPENDED_POLICIES)}.",
+                id="wopr.E050",
+            )
+        )
+    for name, minimum in (
+        ("SUSPEND_AFTER_FAILURES", 1),
+        ("DECOMMISSION_GRACE_DAYS", 0),
+        ("RECONCILE_ORPHAN_MIN_AGE_HOURS", 0),
+    ):
+        if getattr(settings, name) < minimum:
+            errors.append(Error(f"{name} must be at least {minimum}.", id="wopr.E051"))
+    return errors

@@ -1,0 +1,374 @@
+"""Reconciliation: do money, Beacons, servers and DNS records still agree? (SPEC §4)
+
+Compares Stripe's subscriptions (our Orders, and dj-stripe's synced table when Stripe is
+configured), Beacons, every configured provider's servers labelled `managed-by=wopr` and the
+DNS records under WOPR_BASE_DOMAIN, and reports:
+
+- orphan_server / orphan_dns: a server or record that belongs to no live Beacon;
+- zombie: a paying subscription with no active Beacon and nothing under way to make one;
+- drift: a live Beacon whose server or records differ from what we recorded (IP, size, power,
+  DNS content, missing);
+- error: a provider or DNS listing that failed, so part of the picture is missing.
+
+With `fix`, orphans seen for RECONCILE_ORPHAN_MIN_AGE_HOURS are deleted (age is counted from the
+first run that saw them: providers do not all say when a server was made) and zombies are sent
+back to work (provision retried, Beacon converged). Drift is for a human.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models import Order, OrderStatus, StripeMode
+from dns.backends import get_dns_backend
+from dns.backends.base import Record
+from provisioning.jobs import job_retry
+from provisioning.lifecycle import beacon_desired_status, billing_desired_status
+from provisioning.models import (
+    UNFINISHED_JOB_STATES,
+    Beacon,
+    BeaconStatus,
+    FindingKind,
+    Job,
+    JobState,
+    ReconcileRun,
+)
+from provisioning.providers import get_provider
+from provisioning.providers.base import Server
+from wopr.lib.errors import ExternalError
+
+logger = logging.getLogger(__name__)
+
+# Beacons whose server and records should exist.
+HOSTED = (BeaconStatus.ACTIVE, BeaconStatus.SUSPENDED, BeaconStatus.DECOMMISSIONING)
+GONE = (BeaconStatus.DECOMMISSIONED, BeaconStatus.FAILED)
+# Beacons a zombie fix can bring back: retry the failed job, or converge (resume).
+REVIVABLE = (BeaconStatus.FAILED, BeaconStatus.SUSPENDED, BeaconStatus.DECOMMISSIONING)
+
+
+@dataclass
+class Finding:
+    """One thing that does not agree; `status` is open, waiting (a young orphan), fixed or
+    failed (the fix raised)."""
+
+    kind: str
+    provider: str
+    id: str
+    detail: str
+    fixable: bool = False
+    status: str = "open"
+    first_seen: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.id}"
+
+
+@dataclass
+class World:
+    """What reconciliation looks at, read once."""
+
+    live: dict[str, Beacon]
+    busy: set[str]
+    servers: dict[str, list[Server]]
+
+
+def reconcile_run(*, fix: bool = False) -> ReconcileRun:
+    """Compare, optionally repair, and store the result as a ReconcileRun."""
+    run = ReconcileRun.objects.create(fix=fix)
+    notes: list[str] = []
+    findings: list[Finding] = []
+    world = _world(findings)
+    findings += _server_findings(world)
+    findings += _dns_findings(world, notes)
+    findings += _zombie_findings(world)
+    _stamp_first_seen(findings, run)
+    for finding in findings:
+        _judge(finding, fix)
+    run.findings = [asdict(finding) for finding in findings]
+    run.fixed = sum(finding.status == "fixed" for finding in findings)
+    run.needs_human = any(finding.status in ("open", "failed") for finding in findings)
+    run.notes = "\n".join(notes)
+    run.finished_at = timezone.now()
+    run.save()
+    logger.info("reconcile: %s", run.summary())
+    return run
+
+
+def _world(findings: list[Finding]) -> World:
+    busy = {
+        str(beacon_id)
+        for beacon_id in Job.objects.filter(state__in=UNFINISHED_JOB_STATES).values_list(
+            "beacon_id", flat=True
+        )
+    }
+    beacons = Beacon.objects.select_related("provider", "order")
+    live = {str(b.pk): b for b in beacons.exclude(status__in=GONE)}
+    live.update({str(b.pk): b for b in beacons.filter(pk__in=busy)})
+    servers: dict[str, list[Server]] = {}
+    for kind in settings.PROVIDERS:
+        try:
+            servers[kind] = get_provider(kind).find_servers({"managed-by": "wopr"})
+        except ExternalError as error:
+            findings.append(Finding(FindingKind.ERROR, kind, "", f"listing servers: {error}"))
+    return World(live=live, busy=busy, servers=servers)
+
+
+# --- servers ------------------------------------------------------------------------------------
+
+
+def _server_findings(world: World) -> list[Finding]:
+    findings = []
+    for kind, servers in world.servers.items():
+        by_beacon: dict[str, list[Server]] = defaultdict(list)
+        for server in servers:
+            beacon_id = server.labels.get("wopr-beacon", "")
+            if beacon_id in world.live:
+                by_beacon[beacon_id].append(server)
+            else:
+                why = "no Beacon label" if not beacon_id else f"Beacon {beacon_id} is not live"
+                detail = f"{server.name} ({server.status}, {server.ipv4}): {why}"
+                findings.append(Finding(FindingKind.ORPHAN_SERVER, kind, server.id, detail, True))
+        for beacon_id, beacon in world.live.items():
+            if beacon_id in world.busy or beacon.status not in HOSTED:
+                continue
+            at_home = beacon.provider is not None and beacon.provider.kind == kind
+            if at_home or by_beacon.get(beacon_id):
+                findings += _beacon_drift(beacon, kind, by_beacon.get(beacon_id, []), at_home)
+    return findings
+
+
+def _beacon_drift(beacon: Beacon, kind: str, servers: list[Server], at_home: bool) -> list[Finding]:
+    def drift(detail: str) -> Finding:
+        return Finding(FindingKind.DRIFT, kind, str(beacon.pk), f"{beacon.fqdn}: {detail}")
+
+    if not at_home:
+        return [drift(f"server(s) {', '.join(s.id for s in servers)} at a provider not its own")]
+    if not servers:
+        return [drift(f"server {beacon.provider_server_id or '?'} is missing")]
+    if len(servers) > 1:
+        return [drift(f"{len(servers)} servers: {', '.join(s.id for s in servers)}")]
+    server, problems = servers[0], []
+    if beacon.provider_server_id and server.id != beacon.provider_server_id:
+        problems.append(f"server id {server.id}, recorded {beacon.provider_server_id}")
+    if beacon.ipv4 and server.ipv4 != beacon.ipv4:
+        problems.append(f"IPv4 {server.ipv4}, recorded {beacon.ipv4}")
+    if beacon.ipv6 and server.ipv6 and server.ipv6 != beacon.ipv6:
+        problems.append(f"IPv6 {server.ipv6}, recorded {beacon.ipv6}")
+    if beacon.server_size and server.size != beacon.server_size:
+        problems.append(f"size {server.size}, recorded {beacon.server_size}")
+    expected_power = "running" if beacon.status == BeaconStatus.ACTIVE else "off"
+    if server.status in ("running", "off") and server.status != expected_power:
+        problems.append(f"server is {server.status} while the Beacon is {beacon.status}")
+    return [drift(problem) for problem in problems]
+
+
+# --- DNS ----------------------------------------------------------------------------------------
+
+
+def _dns_findings(world: World, notes: list[str]) -> list[Finding]:
+    suffix = f".{settings.WOPR_BASE_DOMAIN}"
+    backend = get_dns_backend()
+    try:
+        records = backend.list_records(suffix)
+    except NotImplementedError:
+        notes.append(f"DNS not checked: the {backend.kind} backend cannot list records")
+        return []
+    except ExternalError as error:
+        return [Finding(FindingKind.ERROR, f"dns:{backend.kind}", "", f"listing: {error}")]
+    by_fqdn = {beacon.fqdn: beacon for beacon in world.live.values()}
+    findings, seen = [], set()
+    for record in records:
+        fqdn = _beacon_fqdn(record, suffix)
+        if fqdn is None:
+            continue  # not a record this control plane makes
+        beacon = by_fqdn.get(fqdn)
+        if beacon is None:
+            detail = f"{record.record_type} {record.name} {record.content}: no live Beacon"
+            findings.append(
+                Finding(FindingKind.ORPHAN_DNS, f"dns:{backend.kind}", record.id, detail, True)
+            )
+            continue
+        seen.add((record.record_type, record.name))
+        findings += _record_drift(world, beacon, record, backend.kind)
+    for beacon in world.live.values():
+        if str(beacon.pk) in world.busy or beacon.status not in HOSTED:
+            continue
+        missing = [
+            f"{record_type} {name}"
+            for record_type, name in _expected_records(beacon)
+            if (record_type, name) not in seen
+        ]
+        if missing:
+            detail = f"{beacon.fqdn}: missing {', '.join(missing)}"
+            findings.append(
+                Finding(FindingKind.DRIFT, f"dns:{backend.kind}", str(beacon.pk), detail)
+            )
+    return findings
+
+
+def _beacon_fqdn(record: Record, suffix: str) -> str | None:
+    """The Beacon fqdn a record of ours would serve (`<name><suffix>` or its wildcard)."""
+    if record.record_type not in ("A", "AAAA") or not record.name.endswith(suffix):
+        return None
+    fqdn = record.name.removeprefix("*.")
+    label = fqdn[: -len(suffix)]
+    return fqdn if label and "." not in label else None
+
+
+def _expected_records(beacon: Beacon) -> Iterable[tuple[str, str]]:
+    for name in (beacon.fqdn, f"*.{beacon.fqdn}"):
+        yield "A", name
+        if beacon.ipv6:
+            yield "AAAA", name
+
+
+def _record_drift(world: World, beacon: Beacon, record: Record, kind: str) -> list[Finding]:
+    if str(beacon.pk) in world.busy or beacon.status not in HOSTED:
+        return []
+    expected = str(beacon.ipv4 or "") if record.record_type == "A" else beacon.ipv6
+    if record.content == expected:
+        return []
+    detail = f"{record.record_type} {record.name} is {record.content}, the Beacon has {expected}"
+    return [Finding(FindingKind.DRIFT, f"dns:{kind}", record.id, detail)]
+
+
+# --- zombies ------------------------------------------------------------------------------------
+
+
+def _zombie_findings(world: World) -> list[Finding]:
+    findings = []
+    orders = Order.objects.filter(status=OrderStatus.PAID).select_related("beacon", "bundle")
+    for order in orders.iterator():
+        beacon = getattr(order, "beacon", None)
+        if beacon is None:
+            if billing_desired_status(order) == BeaconStatus.ACTIVE:
+                findings.append(_zombie(order, "paid, but no Beacon", fixable=False))
+            continue
+        if str(beacon.pk) in world.busy or beacon.status == BeaconStatus.ACTIVE:
+            continue
+        if billing_desired_status(order) != BeaconStatus.ACTIVE:
+            continue
+        if beacon_desired_status(beacon) != BeaconStatus.ACTIVE:
+            findings.append(_zombie(order, f"Beacon {beacon.status}, held by staff", False))
+        else:
+            fixable = beacon.status in REVIVABLE
+            findings.append(_zombie(order, f"Beacon {beacon.status}", fixable=fixable))
+    findings += _stripe_only_subscriptions()
+    return findings
+
+
+def _zombie(order: Order, detail: str, fixable: bool) -> Finding:
+    """A zombie's id is its subscription (the order's id when it has none)."""
+    name = order.beacon_name or "?"
+    return Finding(
+        FindingKind.ZOMBIE,
+        "stripe",
+        order.stripe_subscription_id or str(order.pk),
+        f"order {order.pk} ({name}): {detail}",
+        fixable,
+    )
+
+
+def _stripe_only_subscriptions() -> list[Finding]:
+    """Paying subscriptions in dj-stripe's table that no Order knows (online mode only)."""
+    from djstripe.models import Subscription
+
+    livemode = settings.STRIPE_LIVE_MODE
+    paying = Subscription.objects.filter(
+        livemode=livemode, stripe_data__status__in=["active", "trialing", "past_due"]
+    ).values_list("id", flat=True)
+    known = set(
+        Order.objects.filter(
+            stripe_mode=StripeMode.LIVE if livemode else StripeMode.TEST,
+            stripe_subscription_id__isnull=False,
+        ).values_list("stripe_subscription_id", flat=True)
+    )
+    return [
+        Finding(FindingKind.ZOMBIE, "stripe", sub_id, "paying subscription with no Order")
+        for sub_id in paying
+        if sub_id not in known
+    ]
+
+
+# --- ages and fixes -----------------------------------------------------------------------------
+
+
+def _stamp_first_seen(findings: list[Finding], run: ReconcileRun) -> None:
+    previous = (
+        ReconcileRun.objects.filter(finished_at__isnull=False)
+        .exclude(pk=run.pk)
+        .order_by("-started_at")
+        .first()
+    )
+    seen_before = {
+        f"{item['kind']}:{item['provider']}:{item['id']}": item.get("first_seen", "")
+        for item in (previous.findings if previous else [])
+    }
+    now = timezone.now().isoformat()
+    for finding in findings:
+        finding.first_seen = seen_before.get(finding.key) or now
+
+
+def _judge(finding: Finding, fix: bool) -> None:
+    """Set the finding's status, repairing it when asked and allowed."""
+    orphan = finding.kind in (FindingKind.ORPHAN_SERVER, FindingKind.ORPHAN_DNS)
+    if orphan and not _old_enough(finding.first_seen):
+        finding.status = "waiting"
+        finding.detail += f" (deleted once orphaned {settings.RECONCILE_ORPHAN_MIN_AGE_HOURS} h)"
+        return
+    if not (fix and finding.fixable):
+        return
+    try:
+        finding.detail += f"; {_repair(finding)}"
+        finding.status = "fixed"
+    except ExternalError as error:
+        finding.status = "failed"
+        finding.detail += f"; fix failed: {error}"
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _old_enough(first_seen: str) -> bool:
+    age = timezone.now() - datetime.fromisoformat(first_seen)
+    return age >= timedelta(hours=settings.RECONCILE_ORPHAN_MIN_AGE_HOURS)
+
+
+def _repair(finding: Finding) -> str:
+    if finding.kind == FindingKind.ORPHAN_SERVER:
+        get_provider(finding.provider).delete_server(finding.id)
+        return "server deleted"
+    if finding.kind == FindingKind.ORPHAN_DNS:
+        get_dns_backend().delete(finding.id)
+        return "record deleted"
+    return _zombie_repair(finding)
+
+
+def _zombie_repair(finding: Finding) -> str:
+    from provisioning.services import beacon_converge
+
+    by_subscription = Q(order__stripe_subscription_id=finding.id)
+    beacon = Beacon.objects.filter(by_subscription | Q(order__pk=_uuid(finding.id))).get()
+    latest = beacon.jobs.order_by("-created_at").first()
+    if beacon.status == BeaconStatus.FAILED or (
+        latest is not None and latest.state == JobState.FAILED
+    ):
+        if latest is None or not job_retry(job=latest):
+            raise ExternalError("no failed job to retry", transient=False)
+        return f"{latest.kind} job retried"
+    outcome = beacon_converge(beacon_id=beacon.pk)
+    return f"converged: {outcome}"

@@ -1,0 +1,229 @@
+"""`manage.py reconcile`: planted orphans and a zombie are found, --fix repairs them, and a
+second run finds nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.urls import reverse
+
+from billing.models import Order
+from billing.simulation import checkout_completed_event
+from dns.backends.base import RecordSpec
+from dns.backends.fake import FakeDns
+from dns.models import FakeDnsRecord
+from provisioning.faults import fault_inject
+from provisioning.models import Beacon, FakeServer, ReconcileRun
+from provisioning.providers.base import ServerSpec
+from provisioning.providers.fake import FakeProvider
+from tests.lifecycle.stripe_events import subscription_event
+
+pytestmark = pytest.mark.django_db
+
+
+def plant_orphan_server(name: str = "wopr-ghost") -> str:
+    spec = ServerSpec(
+        name=name,
+        size="cx22",
+        image="debian-12",
+        location="fake-eu-central",
+        labels={"managed-by": "wopr", "wopr-beacon": str(uuid.uuid4())},
+        user_data="",
+    )
+    return FakeProvider().create_server(spec).server.id
+
+
+def plant_orphan_record() -> str:
+    return FakeDns().upsert(RecordSpec("A", "ghost.beacons.test", "192.0.2.50")).id
+
+
+@pytest.fixture
+def zombie(buy):
+    """A paid subscription whose provisioning failed: no active Beacon, nothing under way."""
+    fault_inject("provider.create", "permanent")
+    bought = buy("zomb1")
+    assert bought.beacon.status == "failed"
+    return bought
+
+
+@pytest.fixture
+def reconcile(django_capture_on_commit_callbacks):
+    """Run the command; returns (exit status, parsed --json output)."""
+
+    def _reconcile(*args: str) -> tuple[int, dict]:
+        out = io.StringIO()
+        code = 0
+        with django_capture_on_commit_callbacks(execute=True):
+            try:
+                call_command("reconcile", "--json", *args, stdout=out)
+            except SystemExit as exit_:
+                code = int(exit_.code)
+        return code, json.loads(out.getvalue())
+
+    return _reconcile
+
+
+def kinds(report: dict) -> set[tuple[str, str]]:
+    return {(finding["kind"], finding["status"]) for finding in report["findings"]}
+
+
+def test_reconcile_finds_planted_orphans_and_a_zombie_and_fix_repairs_them(
+    buy, zombie, reconcile, settings
+):
+    settings.RECONCILE_ORPHAN_MIN_AGE_HOURS = 0
+    healthy = buy("alive1")
+    server_id = plant_orphan_server()
+    record_id = plant_orphan_record()
+
+    code, report = reconcile()
+
+    assert code == 1  # something needs a human (or --fix)
+    found = {(f["kind"], f["id"]) for f in report["findings"]}
+    assert found == {
+        ("orphan_server", server_id),
+        ("orphan_dns", record_id),
+        ("zombie", zombie.subscription_id),
+    }
+    assert all(f["status"] == "open" for f in report["findings"])
+    assert str(healthy.beacon.pk) not in json.dumps(report)  # the live Beacon is fine
+
+    code, report = reconcile("--fix")
+
+    assert code == 0
+    assert report["fixed"] == 3
+    assert kinds(report) == {
+        ("orphan_server", "fixed"),
+        ("orphan_dns", "fixed"),
+        ("zombie", "fixed"),
+    }
+    assert FakeServer.objects.get(pk=server_id).deleted
+    assert not FakeDnsRecord.objects.filter(pk=record_id).exists()
+    assert Beacon.objects.get(pk=zombie.beacon.pk).status == "active"  # provisioning retried
+
+    code, report = reconcile()
+
+    assert (code, report["findings"]) == (0, [])
+    assert not FakeServer.objects.get(pk=healthy.beacon.provider_server_id).deleted
+    assert ReconcileRun.objects.count() == 3
+
+
+def test_young_orphans_wait_for_the_minimum_age(reconcile, settings, clock):
+    settings.RECONCILE_ORPHAN_MIN_AGE_HOURS = 24
+    server_id = plant_orphan_server()
+
+    code, report = reconcile("--fix")
+    assert code == 0  # nothing for a human yet: it may be work in flight
+    assert kinds(report) == {("orphan_server", "waiting")}
+    assert not FakeServer.objects.get(pk=server_id).deleted
+
+    clock.advance(hours=23)
+    code, report = reconcile("--fix")
+    assert kinds(report) == {("orphan_server", "waiting")}
+
+    clock.advance(hours=2)
+    code, report = reconcile("--fix")
+    assert (code, kinds(report)) == (0, {("orphan_server", "fixed")})
+    assert FakeServer.objects.get(pk=server_id).deleted
+
+
+def test_drift_is_reported_for_a_human_and_not_fixed(buy, reconcile, settings):
+    settings.RECONCILE_ORPHAN_MIN_AGE_HOURS = 0
+    bought = buy("drift1")
+    FakeDnsRecord.objects.filter(name="drift1.beacons.test", record_type="A").update(
+        content="192.0.2.99"
+    )
+    FakeServer.objects.filter(pk=bought.beacon.provider_server_id).update(powered_on=False)
+
+    code, report = reconcile("--fix")
+
+    assert code == 1
+    assert [f["kind"] for f in report["findings"]] == ["drift", "drift"]
+    details = " | ".join(f["detail"] for f in report["findings"])
+    assert "server is off while the Beacon is active" in details
+    assert "A drift1.beacons.test is 192.0.2.99, the Beacon has 198.18." in details
+    assert FakeDnsRecord.objects.get(name="drift1.beacons.test", record_type="A").content == (
+        "192.0.2.99"
+    )
+
+
+def test_a_paid_order_without_a_beacon_is_a_zombie_for_a_human(deliver, reconcile, clock):
+    deliver(checkout_completed_event(bundle="no-such-bundle", beacon_name="odd1"))
+    order = Order.objects.get()
+
+    code, report = reconcile("--fix")
+
+    assert code == 1
+    (finding,) = report["findings"]
+    assert (finding["kind"], finding["status"]) == ("zombie", "open")
+    assert str(order.pk) in finding["detail"]
+
+
+def test_a_beacon_of_an_ended_subscription_is_no_zombie_and_its_server_no_orphan(
+    buy, deliver, reconcile, clock
+):
+    bought = buy("ended1")
+    now = clock.stamp()
+    deliver(
+        subscription_event(
+            bought.subscription_id,
+            status="canceled",
+            created=now,
+            ended_at=now,
+            event_type="customer.subscription.deleted",
+        )
+    )
+
+    code, report = reconcile()
+
+    assert (code, report["findings"]) == (0, [])
+
+
+def test_runs_are_shown_in_the_admin(admin_client, reconcile, settings):
+    settings.RECONCILE_ORPHAN_MIN_AGE_HOURS = 0
+    plant_orphan_server("wopr-<b>ghost</b>")
+    reconcile()
+    run = ReconcileRun.objects.get()
+
+    listing = admin_client.get(reverse("admin:provisioning_reconcilerun_changelist"))
+    page = admin_client.get(reverse("admin:provisioning_reconcilerun_change", args=[run.pk]))
+
+    assert listing.status_code == 200
+    content = page.content.decode()
+    assert "orphan_server" in content
+    assert "wopr-&lt;b&gt;ghost&lt;/b&gt;" in content
+    assert "<b>ghost</b>" not in content
+
+
+def test_plain_output_names_the_findings(reconcile, settings):
+    settings.RECONCILE_ORPHAN_MIN_AGE_HOURS = 0
+    plant_orphan_server()
+    out = io.StringIO()
+
+    with pytest.raises(SystemExit) as exit_:
+        call_command("reconcile", stdout=out)
+
+    assert exit_.value.code == 1
+    assert "orphan_server" in out.getvalue()
+    assert "needs a human" in out.getvalue()
+
+
+def test_bad_usage_exits_with_status_2():
+    manage = Path(settings.BASE_DIR) / "manage.py"
+    result = subprocess.run(
+        [sys.executable, str(manage), "reconcile", "--no-such-option"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "--no-such-option" in result.stderr
