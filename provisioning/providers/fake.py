@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.catalog import catalog_data
 from provisioning.faults import fault_error, fault_raise_before
 from provisioning.models import FakeServer
 from provisioning.providers.base import (
@@ -101,15 +102,11 @@ class FakeProvider(CloudProvider):
             raise fault_error(lost, ProviderError)
 
     def list_locations(self) -> list[Location]:
-        from billing.catalog import catalog_data
-
-        return [Location(name=f"fake-{region}") for region in catalog_data()["regions"]]
+        return [Location(name=name) for name in _fake_locations()]
 
     def list_server_types(self) -> list[ServerType]:
-        from billing.catalog import catalog_data
-
         names = catalog_data()["server_sizes"]["hetzner"].values()
-        locations = [location.name for location in self.list_locations()]
+        locations = _fake_locations()
         return [
             ServerType(
                 name=name,
@@ -153,6 +150,11 @@ class FakeProvider(CloudProvider):
             ipv4=row.ipv4,
             ipv6=row.ipv6,
         )
+
+
+def _fake_locations() -> list[str]:
+    """One fake location per region of the catalogue."""
+    return [f"fake-{region}" for region in catalog_data()["regions"]]
 
 
 def _same_owner(found: dict[str, str], wanted: dict[str, str]) -> bool:
