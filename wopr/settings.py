@@ -236,6 +236,81 @@ LOGGING = {
     },
 }
 
+# --- Storefront API (issue 4) ----------------------------------------------------------------
+# drf-spectacular (schema at /api/schema/, docs at /api/docs/), CORS for the storefront on
+# /api/v1/ only, one error body under /api/, per-client-IP throttling.
+INSTALLED_APPS += ["corsheaders", "drf_spectacular"]
+# CORS answers preflights before CommonMiddleware can redirect them.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
+    "corsheaders.middleware.CorsMiddleware",
+)
+
+REST_FRAMEWORK.update(
+    {
+        "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+        "EXCEPTION_HANDLER": "wopr.api_common.api_exception_handler",
+    }
+)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "WOPR control plane API",
+    "DESCRIPTION": "The storefront's catalogue, beacon-name check, checkout and order status, "
+    "and the Beacons' callback. Every error has the body "
+    '`{"error": {"code", "message", "fields"}}`.',
+    "VERSION": "1",
+    # 3.1: JSON Schema 2020-12, so each Server-Sent Event's `data` can name its JSON schema.
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "billing.models.OrderStatus",
+        "JobStateEnum": "provisioning.models.JobState",
+        "BeaconStatusEnum": "provisioning.models.BeaconStatus",
+    },
+}
+
+# The storefront's origins (scheme://host[:port], comma-separated) may call /api/v1/ from a browser.
+STOREFRONT_ORIGINS = env.list("STOREFRONT_ORIGINS", default=[])
+CORS_ALLOWED_ORIGINS = STOREFRONT_ORIGINS
+CORS_URLS_REGEX = r"^/api/v1/.*$"
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After"]
+
+# Where Stripe sends the buyer after paying or cancelling; {ORDER_ID} becomes the order id
+# (Stripe itself fills {CHECKOUT_SESSION_ID}). Default: the order's status in this API.
+STOREFRONT_SUCCESS_URL = env.str(
+    "STOREFRONT_SUCCESS_URL", default=f"{WOPR_PUBLIC_URL.rstrip('/')}/api/v1/orders/{{ORDER_ID}}"
+)
+STOREFRONT_CANCEL_URL = env.str(
+    "STOREFRONT_CANCEL_URL", default=f"{WOPR_PUBLIC_URL.rstrip('/')}/api/v1/orders/{{ORDER_ID}}"
+)
+# How long GET /api/v1/orders/<id>/events keeps a stream open.
+ORDER_EVENTS_DEADLINE_SECONDS = env.float("ORDER_EVENTS_DEADLINE_SECONDS", default=120.0)
+
+# Requests per client IP (DRF rate syntax: N/sec|min|hour|day): checkout, and every other
+# /api/v1/ endpoint. The client IP is REMOTE_ADDR unless that is a trusted proxy (addresses or
+# networks, comma-separated); then the right-most X-Forwarded-For entry that is not one.
+THROTTLE_CHECKOUT = env.str("THROTTLE_CHECKOUT", default="10/min")
+THROTTLE_DEFAULT = env.str("THROTTLE_DEFAULT", default="120/min")
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Throttle counters: shared by every web worker through Redis when REDIS_URL is set.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "wopr-api",
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wopr-api"}
+    ),
+}
+# --- end of Storefront API (issue 4) ---
+
 # --- Subscription lifecycle (issue 5) ---------------------------------------------------------
 # Suspend a past-due subscription's Beacon once this many payment attempts failed on its unpaid
 # invoices (Stripe's `unpaid` status suspends at once).

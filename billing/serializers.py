@@ -1,0 +1,212 @@
+"""Input and output shapes of the storefront API (catalogue, names, checkout, order status)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from billing.checkout import (
+    CheckoutRequest,
+    beacon_name_reason,
+    offer_price,
+    region_problem,
+)
+from billing.models import Bundle, Order, OrderStatus, Period, Tier
+from provisioning.models import Beacon
+from provisioning.serializers import BeaconProgressSerializer, JobProgressSerializer
+
+# --- catalogue -------------------------------------------------------------------------------
+
+
+class PriceSerializer(serializers.Serializer):
+    tier = serializers.CharField()
+    period = serializers.ChoiceField(choices=Period.choices)
+    amount = serializers.IntegerField(
+        min_value=0, help_text="In the currency's smallest unit (cents); 0 when not sellable."
+    )
+    currency = serializers.CharField(help_text="ISO 4217, lower case (`usd`).")
+    sellable = serializers.BooleanField(help_text="False: custom pricing, not sold by checkout.")
+
+
+class BundleSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField(help_text="`micro` or `sovereign`.")
+    apps = serializers.ListField(child=serializers.CharField(), help_text="The bundle's apps.")
+    prices = PriceSerializer(many=True, help_text="Prices in the active Stripe mode.")
+
+
+class TierSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    number = serializers.IntegerField()
+    storage_gb = serializers.IntegerField()
+    ram_gb = serializers.IntegerField()
+    max_users = serializers.IntegerField()
+    backup_days = serializers.IntegerField()
+
+
+class RegionSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    available = serializers.BooleanField(help_text="A healthy provider can take a Beacon there.")
+
+
+class CatalogSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["test", "live"], help_text="Active Stripe mode.")
+    bundles = BundleSerializer(many=True)
+    tiers = TierSerializer(many=True)
+    regions = RegionSerializer(many=True)
+
+
+# --- beacon names ----------------------------------------------------------------------------
+
+
+class BeaconNameSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    available = serializers.BooleanField()
+    reason = serializers.ChoiceField(
+        choices=["invalid", "reserved", "taken"], allow_null=True, help_text="null when available."
+    )
+
+
+NAME_MESSAGES = {
+    "invalid": "Use 3 to 32 lower-case letters, digits and hyphens, starting and ending with a "
+    "letter or digit.",
+    "reserved": "This name is reserved.",
+    "taken": "This name is taken.",
+}
+
+# --- checkout --------------------------------------------------------------------------------
+
+HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def hostname_problem(value: str) -> str | None:
+    """Why `value` is not a usable custom domain (a DNS host name we do not serve)."""
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(HOSTNAME_LABEL.match(x) for x in labels):
+        return "Enter a valid host name, such as cloud.example.org."
+    if labels[-1].isdigit():
+        return "Enter a host name, not an IP address."
+    base = settings.WOPR_BASE_DOMAIN.lower()
+    if value == base or value.endswith("." + base):
+        return "Choose a domain of your own; this one is ours."
+    return None
+
+
+def _uuid_or_none(data: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(data.get("order_id")))
+    except (AttributeError, ValueError):
+        return None
+
+
+class CheckoutInputSerializer(serializers.Serializer):
+    bundle = serializers.CharField(max_length=64, help_text="A bundle slug from the catalogue.")
+    tier = serializers.CharField(max_length=8, help_text="`t1`, `t2` or `t3`.")
+    period = serializers.ChoiceField(choices=Period.choices, default=Period.MONTHLY)
+    beacon_name = serializers.CharField(
+        max_length=63, help_text="DNS label `^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$`, free to take."
+    )
+    region = serializers.CharField(max_length=32, help_text="A region slug from the catalogue.")
+    email = serializers.EmailField(max_length=254)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    custom_domain = serializers.CharField(
+        max_length=253, required=False, allow_blank=True, default=""
+    )
+    order_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Repeat a checkout: the same id and details return the same order and "
+        "session. A new id (generate a random UUID) names the order to create.",
+    )
+
+    def validate_bundle(self, value: str) -> Bundle:
+        bundle = Bundle.objects.filter(slug=value, active=True).first()
+        if bundle is None:
+            raise serializers.ValidationError("Unknown bundle.")
+        return bundle
+
+    def validate_tier(self, value: str) -> Tier:
+        tier = Tier.objects.filter(slug=value).first()
+        if tier is None:
+            raise serializers.ValidationError("Unknown tier; choose t1, t2 or t3.")
+        return tier
+
+    def validate_region(self, value: str) -> str:
+        problem = region_problem(value)
+        if problem == "unknown":
+            raise serializers.ValidationError("Unknown region.")
+        if problem == "unavailable":
+            raise serializers.ValidationError("No capacity in this region right now.")
+        return value
+
+    def validate_custom_domain(self, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        problem = value and hostname_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate_beacon_name(self, value: str) -> str:
+        reason = beacon_name_reason(value, order_id=_uuid_or_none(self.initial_data))
+        if reason:
+            raise serializers.ValidationError(NAME_MESSAGES[reason])
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        price = offer_price(bundle=attrs["bundle"], tier=attrs["tier"], period=attrs["period"])
+        if price is None or not price.sellable:
+            raise serializers.ValidationError(
+                {"tier": ["Not sold through checkout; please contact us for this offer."]}
+            )
+        attrs["price"] = price
+        return attrs
+
+    def to_request(self) -> CheckoutRequest:
+        return CheckoutRequest(**self.validated_data)
+
+
+class CheckoutOutputSerializer(serializers.Serializer):
+    order_id = serializers.UUIDField(source="order.pk")
+    checkout_url = serializers.URLField(help_text="Stripe's hosted checkout page.")
+    session_id = serializers.CharField(help_text="The Stripe Checkout Session id.")
+
+
+# --- order status ----------------------------------------------------------------------------
+
+
+class OrderStatusSerializer(serializers.Serializer):
+    """What the success page polls: no e-mail, no addresses, no internal errors.
+
+    Expects an Order loaded with `select_related("beacon")`; reads its latest job (one query).
+    """
+
+    order_id = serializers.UUIDField(source="pk")
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    beacon = serializers.SerializerMethodField()
+    job = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field(BeaconProgressSerializer(allow_null=True))
+    def get_beacon(self, order: Order) -> dict[str, Any] | None:
+        beacon = _beacon_of(order)
+        return BeaconProgressSerializer(beacon).data if beacon else None
+
+    @extend_schema_field(JobProgressSerializer(allow_null=True))
+    def get_job(self, order: Order) -> dict[str, Any] | None:
+        beacon = _beacon_of(order)
+        job = beacon.jobs.order_by("-created_at").first() if beacon else None
+        return JobProgressSerializer(job).data if job else None
+
+
+def _beacon_of(order: Order) -> Beacon | None:
+    try:
+        return order.beacon
+    except Beacon.DoesNotExist:
+        return None

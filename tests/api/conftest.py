@@ -1,0 +1,170 @@
+"""Fixtures of the storefront API tests: a clean throttle, checkout payloads, the Stripe mock
+(Prism serving Stripe's own OpenAPI spec) and a recorder of every request sent to Stripe."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import stripe
+from django.core.cache import caches
+from django.test import Client
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+MOCKS = SHARED / "mocks" / "mocks.sh"
+STRIPE_MOCK = "http://127.0.0.1:4012"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle(settings):
+    """Throttle counters live in a process-wide cache: start every test with none."""
+    caches["api"].clear()
+    settings.THROTTLE_CHECKOUT = "1000/min"
+    settings.THROTTLE_DEFAULT = "1000/min"
+    settings.TRUSTED_PROXIES = []
+    yield
+    caches["api"].clear()
+
+
+@pytest.fixture
+def api() -> Client:
+    """An anonymous client, as the storefront and the Beacons are."""
+    return Client()
+
+
+@pytest.fixture
+def post_json(api):
+    def _post(url: str, body: Any, **headers: str):
+        return api.post(url, json.dumps(body), content_type="application/json", **headers)
+
+    return _post
+
+
+@pytest.fixture
+def checkout_payload():
+    """A valid checkout request; keyword arguments replace fields (None drops one)."""
+
+    def _payload(**changes: Any) -> dict[str, Any]:
+        payload = {
+            "bundle": "starter",
+            "tier": "t1",
+            "period": "monthly",
+            "beacon_name": "ada-lab",
+            "region": "eu-central",
+            "email": "ada@example.com",
+            "name": "Ada Lovelace",
+        }
+        payload.update(changes)
+        return {key: value for key, value in payload.items() if value is not None}
+
+    return _payload
+
+
+# --- Stripe --------------------------------------------------------------------------------
+
+
+def _stripe_mock_answers() -> bool:
+    request = urllib.request.Request(  # noqa: S310 (a fixed loopback http URL)
+        f"{STRIPE_MOCK}/v1/customers/cus_probe",
+        headers={"Authorization": "Basic " + b64encode(b"sk_test_probe:").decode()},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def stripe_mock_url() -> str:
+    """Prism on 127.0.0.1:4012 serving Stripe's spec, started when it does not answer."""
+    if not MOCKS.is_file():
+        pytest.skip("../shared/ is absent (a user's clone): no Stripe mock")
+    if not _stripe_mock_answers():
+        subprocess.run(["bash", str(MOCKS), "start"], check=False, timeout=300)
+    if not _stripe_mock_answers():
+        pytest.fail(f"the Stripe mock does not answer on {STRIPE_MOCK} (see /tmp/wopr-mocks/)")
+    return STRIPE_MOCK
+
+
+@pytest.fixture
+def stripe_mock(settings, stripe_mock_url, stripe_calls):
+    """Checkout enabled in test mode, talking to the Stripe mock (every request recorded)."""
+    settings.STRIPE_API_BASE = stripe_mock_url
+    settings.STRIPE_TEST_SECRET_KEY = "sk_test_123"
+    settings.STRIPE_LIVE_MODE = False
+    return stripe_mock_url
+
+
+@dataclass
+class StripeCall:
+    method: str
+    path: str
+    form: dict[str, str]
+    idempotency_key: str
+    status: int
+    violations: str = ""
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class StripeRecorder:
+    """What stripe-python sent, and canned answers to send back instead of the mock's."""
+
+    def __init__(self) -> None:
+        self.calls: list[StripeCall] = []
+        # "METHOD /path" -> (status, body, headers), used once.
+        self.replies: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {}
+
+    def posts(self, path: str) -> list[StripeCall]:
+        return [call for call in self.calls if call.method == "POST" and call.path == path]
+
+
+@pytest.fixture
+def stripe_calls(monkeypatch) -> StripeRecorder:
+    """Every HTTP request stripe-python sends (through the mock), with its answer.
+
+    Prism's only example of a checkout session is Stripe's 2022 fixture, an expired session
+    whose `url` is null; a new hosted session always has one, so the recorder fills it in
+    (after Prism validated the request) to let the test follow the URL through our API.
+    """
+    recorder = StripeRecorder()
+    original = stripe.RequestsClient.request
+
+    def recording(self, method, url, headers, post_data=None):
+        path = urlsplit(url).path
+        key = f"{method.upper()} {path}"
+        if key in recorder.replies:
+            status, body, reply_headers = recorder.replies.pop(key)
+            content = json.dumps(body).encode()
+        else:
+            content, status, reply_headers = original(self, method, url, headers, post_data)
+            body = json.loads(content or b"{}")
+            if key == "POST /v1/checkout/sessions" and status == 200 and not body.get("url"):
+                body["url"] = f"https://checkout.stripe.com/c/pay/{body['id']}"
+                content = json.dumps(body).encode()
+        form = dict(
+            parse_qsl(post_data.decode() if isinstance(post_data, bytes) else post_data or "")
+        )
+        recorder.calls.append(
+            StripeCall(
+                method=method.upper(),
+                path=path,
+                form=form,
+                idempotency_key=(headers or {}).get("Idempotency-Key", ""),
+                status=status,
+                violations=(reply_headers or {}).get("sl-violations", ""),
+                body=body,
+            )
+        )
+        return content, status, reply_headers
+
+    monkeypatch.setattr(stripe.RequestsClient, "request", recording)
+    return recorder
