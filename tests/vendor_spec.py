@@ -7,6 +7,8 @@ into the repository); tests that need them skip when ../shared/ is absent (a use
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -108,3 +110,34 @@ def spec_checked(
         return response
 
     return httpx.MockTransport(checked)
+
+
+MOCKS_SH = SHARED / "mocks" / "mocks.sh"
+
+
+def _listening(url: str) -> bool:
+    parsed = httpx.URL(url)
+    try:
+        with socket.create_connection((parsed.host, parsed.port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def mock_server(url: str) -> str:
+    """The base URL of one of ../shared/mocks/' servers (Prism), starting them all once with
+    `mocks.sh start` when nothing listens there; skips, saying why, when that cannot work."""
+    if not MOCKS_SH.is_file():
+        pytest.skip("../shared/ is absent (a user's clone): no vendor mock servers")
+    if _listening(url):
+        return url
+    try:
+        started = subprocess.run(
+            ["bash", str(MOCKS_SH), "start"], capture_output=True, text=True, timeout=240
+        )
+        detail = (started.stdout + started.stderr)[-300:]
+    except (OSError, subprocess.TimeoutExpired) as error:
+        detail = str(error)
+    if not _listening(url):
+        pytest.skip(f"the mock on {url} does not answer after `mocks.sh start`: {detail}")
+    return url

@@ -4,10 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import urllib.error
-import urllib.request
-from base64 import b64encode
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +14,9 @@ import stripe
 from django.core.cache import caches
 from django.test import Client
 
+from tests.vendor_spec import mock_server
+
 SHARED = Path(__file__).resolve().parents[3] / "shared"
-MOCKS = SHARED / "mocks" / "mocks.sh"
 STRIPE_MOCK = "http://127.0.0.1:4012"
 
 
@@ -71,28 +68,10 @@ def checkout_payload():
 # --- Stripe --------------------------------------------------------------------------------
 
 
-def _stripe_mock_answers() -> bool:
-    request = urllib.request.Request(  # noqa: S310 (a fixed loopback http URL)
-        f"{STRIPE_MOCK}/v1/customers/cus_probe",
-        headers={"Authorization": "Basic " + b64encode(b"sk_test_probe:").decode()},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def stripe_mock_url() -> str:
     """Prism on 127.0.0.1:4012 serving Stripe's spec, started when it does not answer."""
-    if not MOCKS.is_file():
-        pytest.skip("../shared/ is absent (a user's clone): no Stripe mock")
-    if not _stripe_mock_answers():
-        subprocess.run(["bash", str(MOCKS), "start"], check=False, timeout=300)
-    if not _stripe_mock_answers():
-        pytest.fail(f"the Stripe mock does not answer on {STRIPE_MOCK} (see /tmp/wopr-mocks/)")
-    return STRIPE_MOCK
+    return mock_server(STRIPE_MOCK)
 
 
 @pytest.fixture

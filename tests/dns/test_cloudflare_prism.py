@@ -7,7 +7,6 @@ with the spec's example record (example.com, 198.51.100.4, id 023e105f...) whate
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import httpx
@@ -15,13 +14,12 @@ import pytest
 
 from dns.backends.base import RecordSpec
 from dns.backends.cloudflare import CloudflareDns
-from tests.vendor_spec import SHARED, needs_shared
+from tests.vendor_spec import mock_server, needs_shared
 from wopr.lib.http import transport_for
 
 pytestmark = needs_shared
 
 PRISM = "http://127.0.0.1:4011"  # Prism ignores the spec's /client/v4 base path
-MOCKS_SH = SHARED / "mocks" / "mocks.sh"
 ZONE = "023e105f4ecef8ad9ca31a8372d0c353"  # the spec's example zone and record id
 RECORDS = f"/zones/{ZONE}/dns_records"
 AUTH = {"Authorization": "Bearer prism-test-token"}
@@ -44,27 +42,9 @@ class RecordingTransport(httpx.BaseTransport):
         return None
 
 
-def _answers() -> bool:
-    try:
-        httpx.get(f"{PRISM}{RECORDS}", headers=AUTH, timeout=3)
-    except httpx.TransportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def prism() -> str:
-    if _answers():
-        return PRISM
-    try:
-        subprocess.run(
-            ["bash", str(MOCKS_SH), "start"], check=True, capture_output=True, timeout=240
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"the Prism mock on {PRISM} could not be started ({MOCKS_SH}): {exc}")
-    if not _answers():
-        pytest.skip(f"the Prism mock on {PRISM} does not answer after `{MOCKS_SH} start`")
-    return PRISM
+    return mock_server(PRISM)
 
 
 @pytest.fixture

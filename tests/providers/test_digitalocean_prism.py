@@ -6,7 +6,6 @@ spec's static examples (so only "accepted" and "parsed" are checked here, not st
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 
 import httpx
@@ -14,44 +13,20 @@ import pytest
 
 from provisioning.providers.base import ServerSpec
 from provisioning.providers.digitalocean import DigitalOceanProvider
-from tests.vendor_spec import SHARED, assert_conforms, needs_shared
+from tests.vendor_spec import assert_conforms, mock_server, needs_shared
 from wopr.lib.http import http_client, transport_for
 
 pytestmark = needs_shared
 
 PRISM = "http://127.0.0.1:4013"
-MOCKS_SH = SHARED / "mocks" / "mocks.sh"
 TOKEN = "prism-token"
 DROPLET_ID = "3164444"  # the spec's example droplet: Prism is not stateful
-
-
-def _prism_answers() -> bool:
-    try:
-        with http_client(
-            base_url=PRISM,
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=httpx.Timeout(3.0),
-        ) as client:
-            return client.get("/v2/regions").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture(scope="module")
 def prism() -> str:
     """The DigitalOcean mock on 127.0.0.1:4013, started with ../shared/mocks/mocks.sh if down."""
-    if _prism_answers():
-        return PRISM
-    try:
-        started = subprocess.run(
-            ["bash", str(MOCKS_SH), "start"], capture_output=True, text=True, timeout=180
-        )
-        detail = (started.stdout + started.stderr)[-300:]
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        detail = str(exc)
-    if not _prism_answers():
-        pytest.skip(f"the DigitalOcean mock on {PRISM} does not answer: {detail}")
-    return PRISM
+    return mock_server(PRISM)
 
 
 class Recorder(httpx.BaseTransport):

@@ -4,50 +4,25 @@ with the spec's examples (server 42), so only "accepted and parsed" is asserted 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from provisioning.providers.base import ServerSpec
 from provisioning.providers.hetzner import HetznerProvider
-from tests.vendor_spec import needs_shared
-from wopr.lib.http import http_client, transport_for
+from tests.vendor_spec import mock_server, needs_shared
+from wopr.lib.http import transport_for
 
 pytestmark = needs_shared
 
 PRISM = "http://127.0.0.1:4010"  # Prism ignores the spec's /v1 base path
-MOCKS_SH = Path(__file__).resolve().parents[2] / ".." / "shared" / "mocks" / "mocks.sh"
-
-
-def _prism_answers() -> bool:
-    try:
-        with http_client(base_url=PRISM, timeout=httpx.Timeout(2.0)) as client:
-            client.get("/locations", headers={"Authorization": "Bearer probe"})
-    except httpx.TransportError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="session")
 def prism_hetzner() -> str:
     """Prism's base URL, starting the shared mocks once if nothing answers there."""
-    if not _prism_answers():
-        try:
-            started = subprocess.run(
-                ["bash", str(MOCKS_SH), "start"],
-                capture_output=True,
-                text=True,
-                timeout=180,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.skip(f"could not start the Prism mocks: {exc}")
-        if started.returncode != 0 or not _prism_answers():
-            pytest.skip(f"the Prism mocks did not start: {started.stderr[-500:]}")
-    return PRISM
+    return mock_server(PRISM)
 
 
 class Recording(httpx.BaseTransport):
