@@ -250,8 +250,14 @@ def _wait(job: Job, token: uuid.UUID, outcome: Wait) -> None:
         last = job.events.order_by("-at", "-id").values_list("step", "message").first()
         if last != (job.step, outcome.message):
             _event(job, JobState.WAITING, outcome.message)
-        if outcome.remember and outcome.until <= timezone.now():
-            job_enqueue(job.pk)  # the step moved on (a new placement): try again at once
+        # The Beacon may have called back while this step ran: its own enqueue found the job
+        # leased, so look again now instead of at `until`.
+        called_back = (
+            Job.objects.filter(pk=job.pk).values_list("callback_completed_at", flat=True).first()
+            != job.callback_completed_at
+        )
+        if called_back or (outcome.remember and outcome.until <= timezone.now()):
+            job_enqueue(job.pk)  # something moved on (a callback, a new placement)
         else:
             job_wake_at(job.pk, outcome.until)  # never a hot loop, even with until <= now
 

@@ -11,13 +11,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
+from django_q.models import Task
 
-from provisioning.models import HealthStatus, Provider
+from provisioning.models import HealthStatus, Provider, ProviderHealthCheck
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 FIELDS = {
@@ -30,6 +32,8 @@ FIELDS = {
     "dns_configured",
     "dns_backend",
     "queue",
+    "worker",
+    "provider_sweep",
 }
 
 
@@ -56,6 +60,8 @@ def test_health_is_healthy_on_the_embedded_defaults(client):
     assert body["dns_configured"] is False
     assert body["dns_backend"] == "fake"
     assert body["queue"] == {"broker": "orm"}
+    assert body["worker"] == {"alive": False, "last_seen_seconds": None}
+    assert body["provider_sweep"] == {"last_at": None, "age_seconds": None}
     stamp = datetime.fromisoformat(body["timestamp"])
     assert stamp.utcoffset() is not None
     assert stamp.utcoffset().total_seconds() == 0
@@ -132,6 +138,123 @@ def test_health_answers_head_and_refuses_other_methods(client):
     assert client.options(reverse("health")).status_code == 405
 
 
+def _finished_task(ago: timedelta) -> None:
+    stopped = timezone.now() - ago
+    Task.objects.create(
+        id="a" * 32,
+        name="sweep",
+        func="provisioning.tasks.jobs_sweep",
+        started=stopped - timedelta(seconds=1),
+        stopped=stopped,
+        success=True,
+    )
+
+
+@pytest.mark.django_db
+def test_health_is_degraded_without_a_worker_when_one_is_required(client, settings):
+    settings.HEALTH_REQUIRE_WORKER = True
+
+    response = client.get(reverse("health"))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["worker"]["alive"] is False
+
+
+@pytest.mark.django_db
+def test_health_sees_a_worker_that_finished_a_task_recently(client, settings):
+    settings.HEALTH_REQUIRE_WORKER = True
+    settings.HEALTH_WORKER_STALE_SECONDS = 180
+    _finished_task(timedelta(seconds=30))
+
+    body = client.get(reverse("health")).json()
+
+    assert body["status"] == "healthy"
+    assert body["worker"]["alive"] is True
+    assert "clusters" not in body["worker"]  # SPEC §7: no counts
+    assert 29 <= body["worker"]["last_seen_seconds"] <= 40
+
+
+@pytest.mark.django_db
+def test_health_calls_a_worker_silent_for_too_long_dead(client, settings):
+    settings.HEALTH_REQUIRE_WORKER = True
+    settings.HEALTH_WORKER_STALE_SECONDS = 180
+    _finished_task(timedelta(hours=1))
+
+    body = client.get(reverse("health")).json()
+
+    assert body["status"] == "degraded"
+    assert body["worker"]["alive"] is False
+    assert 3600 <= body["worker"]["last_seen_seconds"] <= 3610
+
+
+def _redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not _redis_answers(), reason="needs Redis on 127.0.0.1:6379")
+def test_health_sees_the_clusters_reporting_through_redis(client, settings):
+    import redis
+    from django_q.conf import Conf
+    from django_q.signing import SignedPackage
+    from django_q.status import Status
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/8"
+    settings.HEALTH_REQUIRE_WORKER = True
+    server = redis.Redis.from_url(settings.REDIS_URL)
+    server.flushdb()
+    try:
+        for cluster_id in ("cluster-a", "cluster-b"):
+            status = Status(pid=1, cluster_id=cluster_id)
+            server.set(f"{Conf.Q_STAT}:{cluster_id}", SignedPackage.dumps(status, True), ex=30)
+
+        body = client.get(reverse("health")).json()
+    finally:
+        server.flushdb()
+
+    assert body["queue"] == {"broker": "redis"}
+    assert body["worker"]["alive"] is True
+    assert body["worker"]["last_seen_seconds"] <= 5
+    assert body["status"] == "healthy"
+
+
+@pytest.mark.django_db
+def test_health_answers_quickly_when_redis_is_down(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.HEALTH_REQUIRE_WORKER = True
+
+    started = time.monotonic()
+    response = client.get(reverse("health"))
+
+    assert time.monotonic() - started < 5
+    assert response.status_code == 200
+    assert response.json()["worker"] == {"alive": False, "last_seen_seconds": None}
+    assert response.json()["status"] == "degraded"
+
+
+@pytest.mark.django_db
+def test_health_reports_the_age_of_the_last_provider_sweep(client):
+    provider = Provider.objects.create(name="fake", kind="fake")
+    old = ProviderHealthCheck.objects.create(provider=provider, status=HealthStatus.HEALTHY)
+    new = ProviderHealthCheck.objects.create(provider=provider, status=HealthStatus.HEALTHY)
+    ProviderHealthCheck.objects.filter(pk=old.pk).update(
+        checked_at=timezone.now() - timedelta(hours=2)
+    )
+    checked = timezone.now() - timedelta(seconds=120)
+    ProviderHealthCheck.objects.filter(pk=new.pk).update(checked_at=checked)
+
+    sweep = client.get(reverse("health")).json()["provider_sweep"]
+
+    assert 120 <= sweep["age_seconds"] <= 130
+    assert sweep["last_at"].endswith("Z")
+    assert abs((datetime.fromisoformat(sweep["last_at"]) - checked).total_seconds()) < 1
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -196,6 +319,21 @@ def test_health_is_unhealthy_with_503_when_the_database_is_unreachable():
     body = json.loads(content)
     assert body["status"] == "unhealthy"
     assert body["database_connected"] is False
+    assert body["worker"] == {"alive": False, "last_seen_seconds": None}
     assert body["stripe_configured"] is True
     assert b"do_not_show" not in content
     assert b"nowhere" not in content
+
+
+@pytest.mark.django_db
+def test_admin_static_files_are_served_without_debug(client, settings, tmp_path):
+    """gunicorn serves the admin's CSS itself (WhiteNoise) when DEBUG is off."""
+    from django.core.management import call_command
+
+    settings.DEBUG = False
+    settings.STATIC_ROOT = tmp_path / "static"
+    call_command("collectstatic", interactive=False, verbosity=0)
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    middleware = WhiteNoiseMiddleware(lambda request: None)
+    assert any(url.endswith("admin/css/base.css") for url in middleware.files)

@@ -13,7 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
+from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views import View
 
 from wopr.lib.emails import NON_DELIVERING_EMAIL_BACKENDS
@@ -68,16 +70,116 @@ def dns_configured() -> bool:
     return False
 
 
-def health_status() -> tuple[str, bool]:
-    """(`healthy` | `degraded` | `unhealthy`, database connected)."""
+def _seconds_since(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    return max(int((timezone.now() - moment).total_seconds()), 0)
+
+
+def _cluster_stats() -> list[Any]:
+    """The django-q2 clusters reporting now (each refreshes its status every guard cycle and
+    it expires after 3 s). With Redis they are read with short timeouts, so a dead Redis
+    cannot hang the health check; the ORM broker keeps them in the cache, which only the
+    worker's own process sees unless that cache is shared."""
+    from django_q.conf import Conf
+    from django_q.signing import BadSignature, SignedPackage
+    from django_q.status import Stat
+
+    if not settings.REDIS_URL:
+        return Stat.get_all()
+    client = _redis_client()
+    keys = client.keys(f"{Conf.Q_STAT}:*")
+    stats = []
+    for pack in client.mget(keys) if keys else []:
+        if pack is None:
+            continue
+        try:
+            stats.append(SignedPackage.loads(pack))
+        except BadSignature:
+            continue
+    return stats
+
+
+_redis_clients: dict[str, Any] = {}
+
+
+def _redis_client() -> Any:
+    import redis
+
+    url = settings.REDIS_URL
+    if url not in _redis_clients:
+        _redis_clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    return _redis_clients[url]
+
+
+def worker_heartbeat() -> dict[str, Any]:
+    """Whether a django-q2 worker is alive: a cluster reporting its status through the broker
+    now, or a task finished recently (the job sweep runs every JOB_SWEEP_MINUTES, so a live
+    cluster finishes one at least that often, whatever the broker)."""
+    from django_q.models import Task
+
+    try:
+        clusters = _cluster_stats()
+    except Exception as exc:  # the broker is down: say so, never fail the health check
+        logger.warning("health: worker status unreadable (%s)", type(exc).__name__)
+        clusters = []
+    seen = [stat.timestamp for stat in clusters if getattr(stat, "timestamp", None)]
+    last_task = Task.objects.aggregate(last=Max("stopped"))["last"]
+    if last_task is not None:
+        seen.append(last_task)
+    last_seen = _seconds_since(max(seen) if seen else None)
+    fresh = last_seen is not None and last_seen <= settings.HEALTH_WORKER_STALE_SECONDS
+    return {
+        "alive": bool(clusters) or fresh,
+        "last_seen_seconds": last_seen,
+    }
+
+
+def provider_sweep() -> dict[str, Any]:
+    """When the provider health sweep last stored a result, and how long ago."""
+    from provisioning.models import ProviderHealthCheck
+
+    last = ProviderHealthCheck.objects.aggregate(last=Max("checked_at"))["last"]
+    return {
+        "last_at": _iso(last) if last else None,
+        "age_seconds": _seconds_since(last),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+UNKNOWN_WORKER = {"alive": False, "last_seen_seconds": None}
+UNKNOWN_SWEEP = {"last_at": None, "age_seconds": None}
+
+
+def health_report() -> dict[str, Any]:
+    """`status`, `database_connected`, `worker` and `provider_sweep` of the health answer.
+
+    `unhealthy` when the database is unreachable or unreadable; `degraded` when an enabled
+    provider is critical, or when no worker is alive and HEALTH_REQUIRE_WORKER is on (the
+    default with DEBUG off): the web answers, but nothing gets provisioned.
+    """
+    report: dict[str, Any] = {
+        "status": "unhealthy",
+        "database_connected": False,
+        "worker": dict(UNKNOWN_WORKER),
+        "provider_sweep": dict(UNKNOWN_SWEEP),
+    }
     if not database_connected():
-        return "unhealthy", False
+        return report
+    report["database_connected"] = True
     try:
         critical = providers_critical()
+        report["worker"] = worker_heartbeat()
+        report["provider_sweep"] = provider_sweep()
     except DatabaseError as exc:
-        logger.warning("health: provider status unreadable (%s)", type(exc).__name__)
-        return "unhealthy", True
-    return ("degraded" if critical else "healthy"), True
+        logger.warning("health: status tables unreadable (%s)", type(exc).__name__)
+        return report
+    idle = settings.HEALTH_REQUIRE_WORKER and not report["worker"]["alive"]
+    report["status"] = "degraded" if critical or idle else "healthy"
+    return report
 
 
 class HealthView(View):
@@ -86,18 +188,21 @@ class HealthView(View):
     http_method_names = ["get", "head"]
 
     def get(self, request: HttpRequest) -> JsonResponse:
-        status, db_ok = health_status()
+        report = health_report()
         body: dict[str, Any] = {
-            "status": status,
-            "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "status": report["status"],
+            "timestamp": _iso(timezone.now()),
             "providers": list(settings.PROVIDERS),
             "stripe_configured": stripe_configured(),
-            "database_connected": db_ok,
+            "database_connected": report["database_connected"],
             "email_configured": email_configured(),
             "dns_configured": dns_configured(),
             "dns_backend": settings.DNS_BACKEND,
             "queue": {"broker": "redis" if settings.REDIS_URL else "orm"},
+            "worker": report["worker"],
+            "provider_sweep": report["provider_sweep"],
         }
-        response = JsonResponse(body, status=503 if status == "unhealthy" else 200)
+        status = 503 if report["status"] == "unhealthy" else 200
+        response = JsonResponse(body, status=status)
         response["Cache-Control"] = "no-store"
         return response

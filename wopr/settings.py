@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "wopr.middleware.DropWebhookSecretOverride",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -323,3 +324,14 @@ DECOMMISSION_GRACE_DAYS = env.int("DECOMMISSION_GRACE_DAYS", default=7)
 # `manage.py reconcile --fix` deletes an orphan server or DNS record only once it has been seen
 # orphaned for this long (it may belong to work still in flight).
 RECONCILE_ORPHAN_MIN_AGE_HOURS = env.int("RECONCILE_ORPHAN_MIN_AGE_HOURS", default=24)
+
+# --- Deployment: health and workers (issue 6) --------------------------------------------------
+# /api/health says `degraded` when no django-q2 worker is alive (none reporting through the
+# broker, no task finished for HEALTH_WORKER_STALE_SECONDS). On by default in production only:
+# a development web process runs without a worker now and then.
+HEALTH_REQUIRE_WORKER = env.bool("HEALTH_REQUIRE_WORKER", default=not DEBUG)
+# A live cluster runs the job sweep every JOB_SWEEP_MINUTES (its scheduler looks every ~30 s).
+HEALTH_WORKER_STALE_SECONDS = env.int(
+    "HEALTH_WORKER_STALE_SECONDS", default=120 * JOB_SWEEP_MINUTES + 60
+)
+# --- end of Deployment (issue 6) ---

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Entrypoint of the WOPR control-plane image.
+#
+#   entrypoint.sh web              gunicorn on 0.0.0.0:8001 (the default command)
+#   entrypoint.sh worker           the django-q2 cluster (manage.py qcluster)
+#   entrypoint.sh provider-health  one provider health sweep (manage.py provider_health), then exit
+#   entrypoint.sh migrate          apply the migrations (under the lock), then exit
+#   entrypoint.sh COMMAND [ARG...] any other command, after the configuration check
+#
+# Every role first checks the configuration: the variables it needs are named when missing,
+# never shown. web and worker then wait for the database (WAIT_FOR_DB_TIMEOUT seconds, default
+# 60) and apply the migrations under a PostgreSQL advisory lock, so replicas starting together
+# migrate once (WOPR_MIGRATE=false skips that). provider-health waits for the database only.
+# Exit status 78 (EX_CONFIG) means the configuration is wrong: the units do not restart on it.
+set -euo pipefail
+
+APP_DIR="${APP_DIR:-/app}"
+PYTHON="${PYTHON:-python}"
+EX_CONFIG=78
+
+log() { printf 'entrypoint: %s\n' "$*" >&2; }
+
+# Names only: a value, even a part of one, never reaches the log.
+require_variables() {
+  local name missing=0
+  for name in "$@"; do
+    if [[ -z "${!name:-}" ]]; then
+      log "missing: $name"
+      missing=1
+    fi
+  done
+  if ((missing)); then
+    log "set the variables above (see .env.example); refusing to start"
+    exit "$EX_CONFIG"
+  fi
+}
+
+# Django's own checks for the rest (Stripe, providers, DNS, e-mail per configuration): with
+# DEBUG off they name each missing secret or fake backend and stop the start.
+check_configuration() {
+  require_variables DATABASE_URL SECRET_KEY
+  if ! "$PYTHON" manage.py check --tag wopr --fail-level ERROR >/dev/null; then
+    log "configuration check failed (see above); refusing to start"
+    exit "$EX_CONFIG"
+  fi
+}
+
+wait_for_database() {
+  "$PYTHON" manage.py wait_for_db --timeout "${WAIT_FOR_DB_TIMEOUT:-60}"
+}
+
+migrate() {
+  if [[ "${WOPR_MIGRATE:-true}" == "false" ]]; then
+    log "WOPR_MIGRATE=false: not applying migrations"
+    return
+  fi
+  "$PYTHON" manage.py migrate_locked --noinput
+}
+
+main() {
+  cd "$APP_DIR"
+  # `podman run IMAGE /entrypoint.sh echo OK` hands us our own path first: skip it.
+  if [[ "${1:-}" == "/entrypoint.sh" || "${1:-}" == "$0" ]]; then
+    shift
+  fi
+  local role="${1:-web}"
+  if [[ $# -gt 0 ]]; then
+    shift
+  fi
+  check_configuration
+  case "$role" in
+    web)
+      wait_for_database
+      migrate
+      exec gunicorn wopr.wsgi:application \
+        --bind "${WOPR_BIND:-0.0.0.0:8001}" \
+        --workers "${WEB_CONCURRENCY:-3}" \
+        --timeout "${GUNICORN_TIMEOUT:-60}" \
+        --graceful-timeout 30 \
+        --access-logfile - \
+        --no-control-socket \
+        "$@"
+      ;;
+    worker)
+      wait_for_database
+      migrate
+      exec "$PYTHON" manage.py qcluster "$@"
+      ;;
+    provider-health)
+      wait_for_database
+      exec "$PYTHON" manage.py provider_health "$@"
+      ;;
+    migrate)
+      wait_for_database
+      WOPR_MIGRATE=true migrate
+      ;;
+    *)
+      exec "$role" "$@"
+      ;;
+  esac
+}
+
+main "$@"
