@@ -56,16 +56,21 @@ def checkout_completed_event(
         "expires_at": now + 86400,
         "url": None,
     }
+    return envelope(event_type, session, now)
+
+
+def envelope(event_type: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
+    """A Stripe event (API 2024-06-20) carrying `obj`."""
     return {
         "id": f"evt_{secrets.token_hex(12)}",
         "object": "event",
         "api_version": "2024-06-20",
-        "created": now,
+        "created": created,
         "livemode": False,
         "pending_webhooks": 1,
         "request": {"id": None, "idempotency_key": None},
         "type": event_type,
-        "data": {"object": session},
+        "data": {"object": obj},
     }
 
 

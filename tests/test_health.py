@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from django.utils import timezone
 from django_q.models import Task
 
 from provisioning.models import HealthStatus, Provider, ProviderHealthCheck
+from tests.loopback import free_port, redis_answers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 FIELDS = {
@@ -188,16 +188,8 @@ def test_health_calls_a_worker_silent_for_too_long_dead(client, settings):
     assert 3600 <= body["worker"]["last_seen_seconds"] <= 3610
 
 
-def _redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.django_db
-@pytest.mark.skipif(not _redis_answers(), reason="needs Redis on 127.0.0.1:6379")
+@pytest.mark.skipif(not redis_answers(), reason="needs Redis on 127.0.0.1:6379")
 def test_health_sees_the_clusters_reporting_through_redis(client, settings):
     import redis
     from django_q.conf import Conf
@@ -255,12 +247,6 @@ def test_health_reports_the_age_of_the_last_provider_sweep(client):
     assert abs((datetime.fromisoformat(sweep["last_at"]) - checked).total_seconds()) < 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (local URL)
@@ -283,7 +269,7 @@ def _wait_for(url: str, process: subprocess.Popen, log: Path) -> tuple[int, byte
 
 @pytest.mark.processes
 def test_health_is_unhealthy_with_503_when_the_database_is_unreachable():
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ,
         DATABASE_URL="postgres://postgres@127.0.0.1:1/nowhere",  # nothing listens on port 1

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from provisioning.fakecloud.cloudflare import TOKEN as CLOUDFLARE_TOKEN
 from provisioning.fakecloud.cloudflare import ZONE_ID, FakeCloudflare
 from provisioning.fakecloud.hetzner import FakeHetzner
 from provisioning.models import Beacon, Job, JobEvent
-from tests.test_processes import answers, database_url, free_port, wait_until
+from tests.loopback import answers, database_url, free_port, redis_answers, wait_until
 
 pytestmark = [
     pytest.mark.processes,
@@ -63,17 +62,9 @@ STEPS = [
 ]
 
 
-def _redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def redis_db():
-    if not _redis_answers():
+    if not redis_answers():
         pytest.skip("needs Redis on 127.0.0.1:6379 (.ci/run starts it)")
     import redis
 

@@ -7,7 +7,6 @@ into the repository); tests that need them skip when ../shared/ is absent (a use
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Callable
 from functools import cache
@@ -19,6 +18,8 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from tests.loopback import listening
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TRIMMED = SHARED / "specs" / "trimmed"
@@ -117,11 +118,7 @@ MOCKS_SH = SHARED / "mocks" / "mocks.sh"
 
 def _listening(url: str) -> bool:
     parsed = httpx.URL(url)
-    try:
-        with socket.create_connection((parsed.host, parsed.port), timeout=3):
-            return True
-    except OSError:
-        return False
+    return listening(parsed.host, parsed.port)
 
 
 def mock_server(url: str) -> str:

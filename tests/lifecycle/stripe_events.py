@@ -6,20 +6,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-
-def envelope(event_type: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
-    """A Stripe event around `obj` (API 2024-06-20 shapes)."""
-    return {
-        "id": f"evt_{secrets.token_hex(12)}",
-        "object": "event",
-        "api_version": "2024-06-20",
-        "created": created,
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-        "data": {"object": obj},
-    }
+from billing.simulation import envelope
 
 
 def subscription_event(
