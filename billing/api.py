@@ -1,22 +1,17 @@
-"""The storefront's JSON API: catalogue, beacon-name check, checkout, order status (and its
-Server-Sent Events stream). Thin views: the work is in billing.checkout."""
+"""The storefront's JSON API: catalogue, beacon-name check, checkout, order status (its
+Server-Sent Events stream is billing.order_events). Thin views: the work is in billing.checkout."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import renderers, status
+from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,7 +32,6 @@ from billing.serializers import (
     CheckoutOutputSerializer,
     OrderStatusSerializer,
 )
-from provisioning.models import FINISHED_JOB_STATES
 from wopr.api_common import (
     RETRY_AFTER,
     BadGateway,
@@ -163,104 +157,4 @@ class OrderStatusView(PublicAPIView):
             raise NotFound()
         response = Response(body)
         response["Cache-Control"] = "no-store"
-        return response
-
-
-# One event of the stream (what an EventSource hands its listener).
-SERVER_SENT_EVENT = {
-    "type": "object",
-    "required": ["data"],
-    "properties": {
-        "event": {"type": "string", "enum": ["message"]},
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "contentSchema": {"$ref": "#/components/schemas/OrderStatus"},
-        },
-        "id": {"type": "string"},
-        "retry": {"type": "integer"},
-    },
-}
-
-
-class EventStreamRenderer(renderers.BaseRenderer):
-    """Lets a client ask for `text/event-stream`; only error bodies are rendered by it."""
-
-    media_type = "text/event-stream"
-    format = "sse"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):
-        return json.dumps(data).encode() if data is not None else b""
-
-
-def _finished(body: dict[str, Any]) -> bool:
-    job = body.get("job")
-    if job and job["state"] in FINISHED_JOB_STATES:
-        return True
-    return body["status"] in ("expired", "cancelled")
-
-
-def order_events(order_id: uuid.UUID, first: dict[str, Any]) -> Iterator[bytes]:
-    """`data:` lines whenever the order's status changes, until the job ends or the deadline.
-
-    Polls the database once a second and closes the connection between polls, so a watching
-    browser does not hold a database connection for minutes.
-    """
-    deadline = time.monotonic() + settings.ORDER_EVENTS_DEADLINE_SECONDS
-    last: dict[str, Any] | None = None
-    body: dict[str, Any] | None = first
-    idle = 0.0
-    yield b"retry: 3000\n\n"
-    while body is not None:
-        if body != last:
-            yield f"data: {json.dumps(body, cls=DjangoJSONEncoder)}\n\n".encode()
-            last, idle = body, 0.0
-        elif idle >= 15:
-            yield b": keep-alive\n\n"  # proxies close silent connections
-            idle = 0.0
-        if _finished(body) or time.monotonic() >= deadline:
-            return
-        if not connection.in_atomic_block:
-            connection.close()
-        pause = min(1.0, deadline - time.monotonic())
-        time.sleep(max(pause, 0))
-        idle += pause
-        body = order_status(order_id)
-
-
-class OrderEventsView(PublicAPIView):
-    """The order's status as Server-Sent Events (the same JSON as `data:`), for the success
-    page; the stream ends when the job ends or after ORDER_EVENTS_DEADLINE_SECONDS."""
-
-    renderer_classes = [renderers.JSONRenderer, EventStreamRenderer]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        """Errors are JSON (as documented) even when the client asked for an event stream."""
-        response = super().handle_exception(exc)
-        self.request.accepted_renderer = renderers.JSONRenderer()
-        self.request.accepted_media_type = "application/json"
-        return response
-
-    @extend_schema(
-        tags=[TAG],
-        operation_id="order_events",
-        parameters=[RETRY_AFTER, OpenApiParameter("format", exclude=True)],
-        responses={
-            (200, "text/event-stream"): OpenApiResponse(
-                SERVER_SENT_EVENT,
-                description="One event per change; its `data` is the order status JSON.",
-            ),
-            **error_responses(404, 429),
-        },
-    )
-    def get(self, request: Request, order_id: uuid.UUID) -> StreamingHttpResponse:
-        first = order_status(order_id)
-        if first is None:
-            raise NotFound()
-        response = StreamingHttpResponse(
-            order_events(order_id, first), content_type="text/event-stream"
-        )
-        response["Cache-Control"] = "no-store"
-        response["X-Accel-Buffering"] = "no"  # nginx/Caddy: pass events through unbuffered
         return response

@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
 # Development run (`make run`): migrate, load the catalogue, then gunicorn and the django-q2
 # worker together in the foreground. Ctrl-C stops both; so does either one exiting.
-# BIND (default 127.0.0.1:8001) sets gunicorn's address; the rest comes from the environment.
+# BIND (default 127.0.0.1:8001) sets gunicorn's address; the rest comes from the environment
+# and from .env when present (read by Django's settings and gunicorn.conf.py; the environment
+# wins). gunicorn takes everything else from gunicorn.conf.py, as in the container.
+#
+# Stopping: each of the two runs in its own process group (job control), so Ctrl-C reaches this
+# script only. It sends SIGTERM to gunicorn and qcluster, waits up to DEV_RUN_STOP_SECONDS
+# (default 10) for both groups to be gone, then SIGKILLs whatever is left of either group
+# (qcluster forks its workers, which would otherwise outlive it).
 set -euo pipefail
+set -m
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=.venv/bin/python
 BIND="${BIND:-127.0.0.1:8001}"
 URL="http://${BIND/0.0.0.0/127.0.0.1}"
+STOP_SECONDS="${DEV_RUN_STOP_SECONDS:-10}"
+export WOPR_BIND="$BIND"
+# A development server stops quickly; open event streams are cut after 5 s.
+export GUNICORN_GRACEFUL_TIMEOUT="${GUNICORN_GRACEFUL_TIMEOUT:-5}"
 
 "$PY" manage.py migrate --noinput
+# The throttles' and event streams' shared counters (the database cache without REDIS_URL).
+"$PY" manage.py createcachetable
 "$PY" manage.py load_catalog
 
-if [[ -z "${DATABASE_URL:-}${PROVIDERS:-}${DNS_BACKEND:-}${SMTP_HOST:-}" ]]; then
+if [[ -f .env && -z "${WOPR_ENV_FILE+set}" ]]; then
+  echo "Reading .env (variables set in the environment win over it)."
+elif [[ -z "${DATABASE_URL:-}${PROVIDERS:-}${DNS_BACKEND:-}${SMTP_HOST:-}" ]]; then
   cat <<'BANNER'
 
 ==========================================================================================
@@ -22,7 +38,7 @@ if [[ -z "${DATABASE_URL:-}${PROVIDERS:-}${DNS_BACKEND:-}${SMTP_HOST:-}" ]]; the
    providers  fake (no real servers are created)
    DNS        fake (no records are published)
    e-mail     console (messages are printed below, not sent)
- Copy .env.example and set real values to change any of these.
+ Copy .env.example to .env and set real values to change any of these.
 ==========================================================================================
 BANNER
 fi
@@ -56,21 +72,43 @@ Starting gunicorn on $BIND and the django-q2 worker (qcluster); Ctrl-C stops bot
 EOF
 
 pids=()
+
+# Whether any process of the two groups is left (a group is named by its leader's pid).
+# shellcheck disable=SC2317  # only stop() calls it
+groups_alive() {
+  local pid
+  for pid in "${pids[@]}"; do
+    if kill -0 -- "-$pid" 2>/dev/null; then
+      return 0
+    fi
+  done
+  return 1
+}
+
 # shellcheck disable=SC2317  # only the traps call it
 stop() {
   trap - INT TERM EXIT
-  local pid
+  local pid deadline=$((SECONDS + STOP_SECONDS))
+  # The leaders first: gunicorn's master and qcluster each stop their own children in order.
   for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
+  while groups_alive && ((SECONDS < deadline)); do
+    sleep 0.2
+  done
+  if groups_alive; then
+    echo "dev-run: still running after ${STOP_SECONDS}s; killing what is left." >&2
+    for pid in "${pids[@]}"; do
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+  fi
   wait 2>/dev/null || true
 }
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 trap stop EXIT
 
-.venv/bin/gunicorn wopr.wsgi:application --bind "$BIND" --workers 2 \
-  --access-logfile - --graceful-timeout 5 &
+.venv/bin/gunicorn -c gunicorn.conf.py wopr.wsgi:application &
 pids+=("$!")
 "$PY" manage.py qcluster &
 pids+=("$!")

@@ -46,14 +46,22 @@ class Command(BaseCommand):
         migrate = {"database": alias, "interactive": False, "verbosity": options["verbosity"]}
         connection = connections[alias]
         if connection.vendor != "postgresql":
-            call_command("migrate", *positional, **migrate)
+            self._migrate(positional, migrate)
             return
         self._lock(connection, options["lock_timeout"])
         try:
-            call_command("migrate", *positional, **migrate)
+            self._migrate(positional, migrate)
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
+
+    def _migrate(self, positional: list[str], options: dict[str, Any]) -> None:
+        """migrate, then the database cache's table (throttles and stream slots without Redis):
+        `createcachetable` makes only what is missing, under the same lock."""
+        call_command("migrate", *positional, **options)
+        call_command(
+            "createcachetable", database=options["database"], verbosity=options["verbosity"]
+        )
 
     def _lock(self, connection: Any, timeout: float) -> None:
         """Take the lock, polling so the wait has a deadline and says what it waits for."""
