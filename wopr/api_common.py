@@ -33,6 +33,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView, set_rollback
 
+from wopr.throttle import throttle_hit
+
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
@@ -213,8 +215,11 @@ def client_ip(request: HttpRequest) -> str:
 class ClientIpThrottle(SimpleRateThrottle):
     """A request budget per client IP (everyone, not only anonymous callers).
 
-    The rate is read from settings at request time (THROTTLE_DEFAULT), and the counters live in
-    the `api` cache, which is Redis when REDIS_URL is set so every web worker shares them.
+    The rate is read from settings at request time (THROTTLE_DEFAULT). A rate of N per period is
+    a counter per fixed window (wopr.throttle: Redis with REDIS_URL, a database row without),
+    counted atomically: every process and replica shares the budget, concurrent requests cannot
+    overrun it (DRF's own read-then-write history can), and each request costs the same
+    constant work whatever the rate.
     """
 
     scope = "api"
@@ -230,12 +235,56 @@ class ClientIpThrottle(SimpleRateThrottle):
     def get_cache_key(self, request: Request, view: APIView) -> str:
         return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
 
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        self.count = throttle_hit(key=self.key, period=self.duration)
+        return self.count.hits <= self.num_requests
+
+    def wait(self) -> float:
+        """Seconds until this client's window ends and its budget is whole again."""
+        return self.count.resets_in
+
 
 class CheckoutThrottle(ClientIpThrottle):
     """A tighter budget for starting checkouts (each one costs Stripe calls)."""
 
     scope = "checkout"
     rate_setting = "THROTTLE_CHECKOUT"
+
+
+# --- input ------------------------------------------------------------------------------------
+
+# No request body of this API nests deeper than a few levels; deeper input is an attack on the
+# parser (Python's json raises RecursionError, not ValueError, around 1,000 levels).
+MAX_JSON_DEPTH = 32
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, answering 400 (never 500) to input nested too deeply to be ours."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+        if json_depth_exceeds(data, MAX_JSON_DEPTH):
+            raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+        return data
+
+
+def json_depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether parsed JSON nests containers deeper than `limit` (iterative: no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -264,5 +313,5 @@ class PublicAPIView(APIView):
 
     authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     throttle_classes = [ClientIpThrottle]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +16,24 @@ from django.core.cache import caches
 from django.test import Client
 
 from tests.vendor_spec import mock_server
+from wopr import throttle
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 STRIPE_MOCK = "http://127.0.0.1:4012"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle(settings):
-    """Throttle counters live in a process-wide cache: start every test with none."""
+def _fresh_throttle(settings, monkeypatch):
+    """Throttle counters live in a process-wide cache: start every test with none. In memory
+    here, so the pinned query counts are the views' own; the shared (database) cache is proved
+    across processes in tests/test_throttle_shared.py."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "api": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t-api"},
+    }
     caches["api"].clear()
+    # Mid-minute, so no fixed throttle window ends between a test's requests.
+    monkeypatch.setattr(throttle, "clock", lambda: 1_800_000_030.0)
     settings.THROTTLE_CHECKOUT = "1000/min"
     settings.THROTTLE_DEFAULT = "1000/min"
     settings.TRUSTED_PROXIES = []
@@ -128,6 +138,12 @@ def stripe_calls(monkeypatch) -> StripeRecorder:
             body = json.loads(content or b"{}")
             if key == "POST /v1/checkout/sessions" and status == 200 and not body.get("url"):
                 body["url"] = f"https://checkout.stripe.com/c/pay/{body['id']}"
+                content = json.dumps(body).encode()
+            if key == "POST /v1/customers" and status == 200:
+                # Prism answers every create with one fixture id; Stripe makes a new customer
+                # per request (and replays it for a repeated idempotency key), so do we.
+                idempotency_key = (headers or {}).get("Idempotency-Key", "")
+                body["id"] = f"cus_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:14]}"
                 content = json.dumps(body).encode()
         form = dict(
             parse_qsl(post_data.decode() if isinstance(post_data, bytes) else post_data or "")
