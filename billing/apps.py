@@ -5,4 +5,6 @@ class BillingConfig(AppConfig):
     name = "billing"
 
     def ready(self) -> None:
-        from billing import receivers  # noqa: F401  (connects the dj-stripe signal receivers)
+        # Importing connects the receivers: dj-stripe's event signals (receivers) and the
+        # webhook trigger's signature and redaction guards (webhooks).
+        from billing import receivers, webhooks  # noqa: F401

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -14,9 +12,16 @@ from billing.checkout import (
     CheckoutRequest,
     beacon_name_reason,
     offer_price,
+    offer_problem,
     region_problem,
 )
 from billing.models import Bundle, Order, OrderStatus, Period, Tier
+from billing.validation import (
+    EMAIL_MAX_LENGTH,
+    custom_domain_normalised,
+    email_problem,
+    hostname_problem,
+)
 from provisioning.models import Beacon
 from provisioning.serializers import BeaconProgressSerializer, JobProgressSerializer
 
@@ -38,6 +43,11 @@ class BundleSerializer(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.CharField(help_text="`micro` or `sovereign`.")
     apps = serializers.ListField(child=serializers.CharField(), help_text="The bundle's apps.")
+    available_regions = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Tier slug -> the regions where this bundle at that tier can be bought now "
+        "(empty: off sale, e.g. no healthy provider has the server size it needs).",
+    )
     prices = PriceSerializer(many=True, help_text="Prices in the active Stripe mode.")
 
 
@@ -82,21 +92,6 @@ NAME_MESSAGES = {
 
 # --- checkout --------------------------------------------------------------------------------
 
-HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-def hostname_problem(value: str) -> str | None:
-    """Why `value` is not a usable custom domain (a DNS host name we do not serve)."""
-    labels = value.split(".")
-    if len(value) > 253 or len(labels) < 2 or not all(HOSTNAME_LABEL.match(x) for x in labels):
-        return "Enter a valid host name, such as cloud.example.org."
-    if labels[-1].isdigit():
-        return "Enter a host name, not an IP address."
-    base = settings.WOPR_BASE_DOMAIN.lower()
-    if value == base or value.endswith("." + base):
-        return "Choose a domain of your own; this one is ours."
-    return None
-
 
 def _uuid_or_none(data: Any) -> uuid.UUID | None:
     try:
@@ -113,7 +108,7 @@ class CheckoutInputSerializer(serializers.Serializer):
         max_length=63, help_text="DNS label `^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$`, free to take."
     )
     region = serializers.CharField(max_length=32, help_text="A region slug from the catalogue.")
-    email = serializers.EmailField(max_length=254)
+    email = serializers.EmailField(max_length=EMAIL_MAX_LENGTH)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     custom_domain = serializers.CharField(
         max_length=253, required=False, allow_blank=True, default=""
@@ -146,8 +141,14 @@ class CheckoutInputSerializer(serializers.Serializer):
             raise serializers.ValidationError("No capacity in this region right now.")
         return value
 
+    def validate_email(self, value: str) -> str:
+        problem = email_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
     def validate_custom_domain(self, value: str) -> str:
-        value = value.strip().lower().rstrip(".")
+        value = custom_domain_normalised(value)
         problem = value and hostname_problem(value)
         if problem:
             raise serializers.ValidationError(problem)
@@ -164,6 +165,16 @@ class CheckoutInputSerializer(serializers.Serializer):
         if price is None or not price.sellable:
             raise serializers.ValidationError(
                 {"tier": ["Not sold through checkout; please contact us for this offer."]}
+            )
+        problem = offer_problem(bundle=attrs["bundle"], tier=attrs["tier"], region=attrs["region"])
+        if problem == "unavailable":
+            raise serializers.ValidationError(
+                {
+                    "tier": [
+                        "This bundle at this tier cannot be bought in this region right now "
+                        "(no server of the size it needs); choose another tier or region."
+                    ]
+                }
             )
         attrs["price"] = price
         return attrs

@@ -1,7 +1,16 @@
-"""`POST /api/webhook/stripe`: dj-stripe's own webhook view, on the endpoint of the current mode.
+"""The Stripe webhook: `POST /api/webhook/stripe`, on the endpoint of the current mode (and
+dj-stripe's own `/stripe/webhook/<uuid>/` only when STRIPE_DJSTRIPE_WEBHOOK_ROUTE asks for it).
 
-dj-stripe checks the signature with the endpoint's secret, stores the trigger, and processes the
-event once. Processing goes through `process_trigger`:
+Before anything is stored, a delivery must be signed with the endpoint's secret, be a Stripe
+event, and say the deployment's mode (`livemode` must equal STRIPE_LIVE_MODE: an event of the
+other mode is acknowledged, logged and recorded for staff, and changes nothing). Text that
+PostgreSQL cannot store (NUL, lone surrogates) is replaced first. Then dj-stripe's own
+`ProcessWebhookView` stores the delivery as a WebhookEventTrigger (checking the signature again)
+and processes it once through `process_trigger` (DJSTRIPE_WEBHOOK_EVENT_CALLBACK); only a
+delivery whose text had to be replaced is stored by `cleaned_record_and_process` instead.
+Every trigger's error text is redacted before it is saved (`trigger_error_redact`).
+
+Processing:
 
 - with a Stripe secret key for the event's mode, dj-stripe's normal processing runs (it stores
   the Event, re-fetches and syncs the objects from Stripe, then sends the signals our receivers
@@ -12,25 +21,39 @@ event once. Processing goes through `process_trigger`:
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import re
 from datetime import UTC, datetime
+from traceback import format_exc
 from typing import Any
+from uuid import UUID
 
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.signals import pre_save
 from django.dispatch import receiver
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
-from djstripe.signals import webhook_pre_validate
+from djstripe.signals import webhook_pre_validate, webhook_processing_error
 from djstripe.views import ProcessWebhookView
 
 from billing import receivers
+from wopr.api_common import client_ip
+from wopr.lib.redact import redact
 
 logger = logging.getLogger(__name__)
+
+# dj-stripe's columns: Event.id, Event.type and WebhookEventTrigger.exception.
+EVENT_ID_MAX_LENGTH = 255
+EVENT_TYPE_MAX_LENGTH = 250
+EXCEPTION_MAX_LENGTH = 128
+UNSTORABLE = re.compile("[\\x00\\ud800-\\udfff]")
 
 
 def webhook_secret(*, livemode: bool) -> str:
@@ -87,28 +110,213 @@ class StripeWebhookView(View):
 
     def post(self, request: HttpRequest) -> HttpResponse:
         endpoint = webhook_endpoint_for_mode(livemode=settings.STRIPE_LIVE_MODE)
-        # Refuse a bad signature before dj-stripe stores anything: an anonymous caller must not
-        # be able to fill the trigger table. dj-stripe then checks it again, as it always does.
-        try:
-            stripe.WebhookSignature.verify_header(
-                request.body.decode("utf-8", errors="replace"),
-                request.headers.get("Stripe-Signature", ""),
-                endpoint.secret,
-                endpoint.djstripe_tolerance,
-            )
-        except stripe.SignatureVerificationError:
-            logger.warning("refused a Stripe webhook with a bad or stale signature")
-            return HttpResponseBadRequest("bad signature")
-        return ProcessWebhookView.as_view()(request, uuid=endpoint.djstripe_uuid)
+        return webhook_receive(request, endpoint=endpoint)
 
 
-@receiver(webhook_pre_validate)
-def enforce_signature_check(sender: Any, instance: WebhookEventTrigger, **kwargs: Any) -> None:
-    """Every webhook route (ours and dj-stripe's own) verifies the Stripe signature, whatever an
-    endpoint's stored validation method says (dj-stripe's admin can set it to `none`)."""
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class DjstripeEndpointWebhookView(View):
+    """dj-stripe's own route, `/stripe/webhook/<uuid>/`, mounted only with
+    STRIPE_DJSTRIPE_WEBHOOK_ROUTE (for endpoints created through dj-stripe's admin).
+
+    Only an endpoint of the active mode answers (a test endpoint's old secret opens nothing on
+    a live deployment), and it goes through the same checks as ours before anything is stored.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, uuid: UUID) -> HttpResponse:
+        live = settings.STRIPE_LIVE_MODE
+        endpoint = WebhookEndpoint.objects.filter(djstripe_uuid=uuid, livemode=live).first()
+        if endpoint is None:
+            raise Http404("no webhook endpoint of the active mode here")
+        if endpoint.id == f"we_wopr_{'live' if live else 'test'}":
+            endpoint = webhook_endpoint_for_mode(livemode=live)  # its secret follows settings
+        return webhook_receive(request, endpoint=endpoint)
+
+
+def webhook_receive(request: HttpRequest, *, endpoint: WebhookEndpoint) -> HttpResponse:
+    """Check a delivery, then store and process it once; what fails a check stores nothing.
+
+    - a bad or stale signature: 400 (an anonymous caller must not fill the trigger table);
+    - a signed body that is not a Stripe event: 400;
+    - an event whose `livemode` is not the deployment's: acknowledged and ignored, recorded
+      for staff (a trigger row saying why), since its own flag must not choose how it is
+      trusted;
+    - otherwise dj-stripe's view stores and processes the event; one whose text PostgreSQL
+      cannot store had to be replaced is stored and processed by `cleaned_record_and_process`.
+    """
+    header = request.headers.get("Stripe-Signature", "")
+    if not signature_valid(request.body, header, endpoint):
+        logger.warning("refused a Stripe webhook with a bad or stale signature")
+        return HttpResponseBadRequest("bad signature")
+    data = event_parse(request.body)
+    if data is None:
+        logger.warning("refused a signed Stripe webhook that is not an event")
+        return HttpResponseBadRequest("not a Stripe event")
+    body = request.body.decode("utf-8")
+    clean = storable(data)
+    headers = dict(request.headers)
+    replaced = clean != data or storable(headers) != headers
+    if replaced:
+        logger.warning("Stripe event %s carries text that cannot be stored; replaced", clean["id"])
+    if clean != data:
+        body = json.dumps(clean)
+    if data["livemode"] != settings.STRIPE_LIVE_MODE:
+        trigger = livemode_mismatch_record(request, endpoint=endpoint, body=body, data=clean)
+        return HttpResponse(f"{trigger.pk} ignored: livemode does not match this deployment")
+    if replaced:
+        trigger = cleaned_record_and_process(request, endpoint=endpoint, body=body, data=clean)
+        return HttpResponse(str(trigger.pk))
+    # dj-stripe's own view: it checks the signature again, stores the trigger, runs
+    # `process_trigger`, keeps the error on the trigger and re-raises it (a 500: Stripe retries).
+    # It records the left-most X-Forwarded-For entry as the sender's address, whoever wrote it,
+    # in an address column that refuses anything else: hand it the address we trust instead.
+    request.META["HTTP_X_FORWARDED_FOR"] = trigger_address(request)
+    request.__dict__.pop("headers", None)  # HttpRequest.headers is cached from META
+    return ProcessWebhookView.as_view()(request, uuid=endpoint.djstripe_uuid)
+
+
+def signature_valid(body: bytes, header: str, endpoint: WebhookEndpoint) -> bool:
+    """Whether `header` signs `body` with the endpoint's secret, within its tolerance."""
+    if not endpoint.secret:  # anyone can compute an HMAC with an empty key
+        return False
+    try:
+        stripe.WebhookSignature.verify_header(
+            body.decode("utf-8", errors="replace"),
+            header,
+            endpoint.secret,
+            endpoint.djstripe_tolerance,
+        )
+    except stripe.SignatureVerificationError:
+        return False
+    return True
+
+
+def event_parse(body: bytes) -> dict[str, Any] | None:
+    """The event in a signed body, or None when it is not one we can take."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("livemode"), bool):
+        return None
+    event_id, event_type = data.get("id"), data.get("type")
+    for value, limit in ((event_id, EVENT_ID_MAX_LENGTH), (event_type, EVENT_TYPE_MAX_LENGTH)):
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
+            return None
+    if not isinstance(data.get("data"), dict):
+        return None
+    return data
+
+
+def storable(value: Any) -> Any:
+    """`value` with every NUL and lone surrogate replaced by U+FFFD: PostgreSQL refuses NUL in
+    text and jsonb, and a lone surrogate cannot be encoded; neither belongs in an address or a
+    name, so validation later flags what they touched."""
+    if isinstance(value, str):
+        return UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
+def trigger_address(request: HttpRequest) -> str:
+    """The sender's address as the throttles see it (TRUSTED_PROXIES), always a valid one."""
+    address = client_ip(request)
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return "0.0.0.0"  # noqa: S104  (a placeholder value, nothing binds to it)
+    return address
+
+
+def _trigger_new(
+    request: HttpRequest, *, endpoint: WebhookEndpoint, body: str
+) -> WebhookEventTrigger:
+    """An unsaved trigger for a delivery whose signature was verified."""
+    return WebhookEventTrigger(
+        headers=storable(dict(request.headers)),
+        body=body,
+        remote_ip=trigger_address(request),
+        valid=True,
+        stripe_trigger_account=endpoint.djstripe_owner_account,
+        webhook_endpoint=endpoint,
+    )
+
+
+def livemode_mismatch_record(
+    request: HttpRequest, *, endpoint: WebhookEndpoint, body: str, data: dict[str, Any]
+) -> WebhookEventTrigger:
+    """Store the ignored event as a trigger that says why (staff see it in the admin's
+    "Webhook event triggers", unprocessed, with this reason as its exception)."""
+    deployment = "live" if settings.STRIPE_LIVE_MODE else "test"
+    reason = f"ignored: livemode={str(data['livemode']).lower()} on a {deployment}-mode deployment"
+    logger.warning("Stripe event %s (%s) %s", data["id"], data["type"], reason)
+    trigger = _trigger_new(request, endpoint=endpoint, body=body)
+    trigger.exception = reason[:EXCEPTION_MAX_LENGTH]
+    trigger.save()
+    return trigger
+
+
+def cleaned_record_and_process(
+    request: HttpRequest, *, endpoint: WebhookEndpoint, body: str, data: dict[str, Any]
+) -> WebhookEventTrigger:
+    """Store and process a delivery whose text had to be replaced, as dj-stripe's
+    WebhookEventTrigger.from_request would, for the one case its view cannot take: dj-stripe
+    stores the raw body (PostgreSQL refuses its NUL / lone surrogate) and re-checks the
+    signature on what it stores (a replaced body no longer matches). The signature of the
+    delivered bytes was verified by `webhook_receive`.
+
+    Like dj-stripe: the trigger row is kept with the error when processing fails (its text is
+    redacted on save), the processing rolls back, and the error is raised again (a 500, so
+    Stripe delivers the event again).
+    """
+    trigger = _trigger_new(request, endpoint=endpoint, body=body)
+    trigger.save()
+    try:
+        with transaction.atomic():
+            process_trigger(trigger, api_key=stripe_api_key(livemode=data["livemode"]) or None)
+    except Exception as exc:
+        trigger.exception = f"{type(exc).__name__}: {exc}"  # cut to the column on save
+        trigger.traceback = format_exc()
+        trigger.save()
+        raise
+    trigger.save()
+    return trigger
+
+
+@receiver(webhook_pre_validate, dispatch_uid="billing.webhooks.signature_check_enforce")
+def signature_check_enforce(sender: Any, instance: WebhookEventTrigger, **kwargs: Any) -> None:
+    """dj-stripe re-checks the signature whatever an endpoint's stored validation method says
+    (dj-stripe's admin can set it to `none`). `webhook_receive` has already checked it: this
+    keeps dj-stripe's own check from ever being switched off behind it."""
     endpoint = instance.webhook_endpoint
     if endpoint is not None:
         endpoint.djstripe_validation_method = "verify_signature"
+
+
+@receiver(webhook_processing_error, dispatch_uid="billing.webhooks.trigger_error_full")
+def trigger_error_full(
+    sender: Any, instance: WebhookEventTrigger, exception: BaseException, **kwargs: Any
+) -> None:
+    """dj-stripe cuts the error text to the column's length before saving it, which can leave
+    the beginning of a secret that redaction no longer recognises; hand the whole text to
+    `trigger_error_redact`, which redacts first and cuts after."""
+    instance.exception = f"{type(exception).__name__}: {exception}"
+
+
+@receiver(
+    pre_save, sender=WebhookEventTrigger, dispatch_uid="billing.webhooks.trigger_error_redact"
+)
+def trigger_error_redact(sender: Any, instance: WebhookEventTrigger, **kwargs: Any) -> None:
+    """No secret reaches a trigger's stored error, whoever saves it (dj-stripe's view, our
+    paths, the admin): vendor errors quote what they were given, a malformed API key included,
+    and staff read these in the admin."""
+    instance.exception = redact(instance.exception)[:EXCEPTION_MAX_LENGTH]
+    instance.traceback = redact(instance.traceback)
 
 
 def process_trigger(trigger: WebhookEventTrigger, api_key: str | None = None) -> None:

@@ -20,6 +20,7 @@ from documents.services import document_path
 from provisioning.faults import fault_inject
 from provisioning.models import Beacon, FakeServer, Job, JobEvent
 from provisioning.providers import get_provider
+from tests.djstripe_route import djstripe_route  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -496,6 +497,7 @@ def test_bad_signature_leaves_no_trigger_row_on_our_endpoint(client):
     assert not WebhookEventTrigger.objects.exists()
 
 
+@pytest.mark.usefixtures("djstripe_route")
 def test_debug_secret_override_is_ignored_on_djstripes_own_route_too(client, settings):
     from billing.webhooks import webhook_endpoint_for_mode
 
@@ -515,6 +517,7 @@ def test_debug_secret_override_is_ignored_on_djstripes_own_route_too(client, set
     assert not Order.objects.exists()
 
 
+@pytest.mark.usefixtures("djstripe_route")
 def test_an_endpoint_set_to_no_validation_still_checks_signatures(client):
     from djstripe.models import WebhookEndpoint
 

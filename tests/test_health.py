@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.models import Task
 
 from provisioning.models import HealthStatus, Provider, ProviderHealthCheck
-from tests.loopback import free_port, redis_answers
+from tests.loopback import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 FIELDS = {
@@ -59,7 +59,7 @@ def test_health_is_healthy_on_the_embedded_defaults(client):
     assert body["email_configured"] is False
     assert body["dns_configured"] is False
     assert body["dns_backend"] == "fake"
-    assert body["queue"] == {"broker": "orm"}
+    assert body["queue"] == {"broker": "orm", "broker_status": "ok"}
     assert body["worker"] == {"alive": False, "last_seen_seconds": None}
     assert body["provider_sweep"] == {"last_at": None, "age_seconds": None}
     stamp = datetime.fromisoformat(body["timestamp"])
@@ -128,7 +128,7 @@ def test_health_reports_real_email_dns_and_redis(client, settings):
     assert body["email_configured"] is True
     assert body["dns_configured"] is False  # a zone id is needed too
     assert body["dns_backend"] == "cloudflare"
-    assert body["queue"] == {"broker": "redis"}
+    assert body["queue"]["broker"] == "redis"
 
 
 @pytest.mark.django_db
@@ -189,27 +189,22 @@ def test_health_calls_a_worker_silent_for_too_long_dead(client, settings):
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(not redis_answers(), reason="needs Redis on 127.0.0.1:6379")
-def test_health_sees_the_clusters_reporting_through_redis(client, settings):
+def test_health_sees_the_clusters_reporting_through_redis(client, settings, redis_url):
     import redis
     from django_q.conf import Conf
     from django_q.signing import SignedPackage
     from django_q.status import Status
 
-    settings.REDIS_URL = "redis://127.0.0.1:6379/8"
+    settings.REDIS_URL = redis_url  # a Redis of this test's own: nothing shared is written
     settings.HEALTH_REQUIRE_WORKER = True
     server = redis.Redis.from_url(settings.REDIS_URL)
-    server.flushdb()
-    try:
-        for cluster_id in ("cluster-a", "cluster-b"):
-            status = Status(pid=1, cluster_id=cluster_id)
-            server.set(f"{Conf.Q_STAT}:{cluster_id}", SignedPackage.dumps(status, True), ex=30)
+    for cluster_id in ("cluster-a", "cluster-b"):
+        status = Status(pid=1, cluster_id=cluster_id)
+        server.set(f"{Conf.Q_STAT}:{cluster_id}", SignedPackage.dumps(status, True), ex=30)
 
-        body = client.get(reverse("health")).json()
-    finally:
-        server.flushdb()
+    body = client.get(reverse("health")).json()
 
-    assert body["queue"] == {"broker": "redis"}
+    assert body["queue"] == {"broker": "redis", "broker_status": "ok"}
     assert body["worker"]["alive"] is True
     assert body["worker"]["last_seen_seconds"] <= 5
     assert body["status"] == "healthy"
@@ -227,6 +222,22 @@ def test_health_answers_quickly_when_redis_is_down(client, settings):
     assert response.status_code == 200
     assert response.json()["worker"] == {"alive": False, "last_seen_seconds": None}
     assert response.json()["status"] == "degraded"
+
+
+@pytest.mark.django_db
+def test_health_says_degraded_when_the_task_broker_is_unreachable(client, settings):
+    """Payments are still stored, but nothing is provisioned until the broker is back."""
+    settings.REDIS_URL = f"redis://:broker-password-value@127.0.0.1:{free_port()}/0"
+    settings.HEALTH_REQUIRE_WORKER = False  # the broker alone decides here
+
+    started = time.monotonic()
+    response = client.get(reverse("health"))
+
+    assert time.monotonic() - started < 5
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["queue"] == {"broker": "redis", "broker_status": "unreachable"}
+    assert "broker-password-value" not in response.content.decode()
 
 
 @pytest.mark.django_db

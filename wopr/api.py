@@ -101,6 +101,8 @@ def _cluster_stats() -> list[Any]:
 
 
 _redis_clients: dict[str, Any] = {}
+# A health check answers within seconds even when Redis's host does not answer at all.
+REDIS_TIMEOUT_SECONDS = 1
 
 
 def _redis_client() -> Any:
@@ -108,21 +110,40 @@ def _redis_client() -> Any:
 
     url = settings.REDIS_URL
     if url not in _redis_clients:
-        _redis_clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        _redis_clients[url] = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            retry_on_timeout=False,
+        )
     return _redis_clients[url]
 
 
-def worker_heartbeat() -> dict[str, Any]:
+def broker_reachable() -> bool:
+    """Whether the task broker takes messages: Redis answers PING (with a short timeout), or,
+    for the ORM broker, the database (checked before this) does."""
+    if not settings.REDIS_URL:
+        return True
+    try:
+        return bool(_redis_client().ping())
+    except Exception as exc:  # any failure means no message gets through; never fail health
+        # The class only: a client's message may contain the URL, password included.
+        logger.warning("health: task broker unreachable (%s)", type(exc).__name__)
+        return False
+
+
+def worker_heartbeat(*, broker_ok: bool = True) -> dict[str, Any]:
     """Whether a django-q2 worker is alive: a cluster reporting its status through the broker
     now, or a task finished recently (the job sweep runs every JOB_SWEEP_MINUTES, so a live
     cluster finishes one at least that often, whatever the broker)."""
     from django_q.models import Task
 
+    clusters = []
     try:
-        clusters = _cluster_stats()
+        # An unreachable broker is not asked again: each try may take the whole timeout.
+        clusters = _cluster_stats() if broker_ok else []
     except Exception as exc:  # the broker is down: say so, never fail the health check
         logger.warning("health: worker status unreadable (%s)", type(exc).__name__)
-        clusters = []
     seen = [stat.timestamp for stat in clusters if getattr(stat, "timestamp", None)]
     last_task = Task.objects.aggregate(last=Max("stopped"))["last"]
     if last_task is not None:
@@ -155,30 +176,35 @@ UNKNOWN_SWEEP = {"last_at": None, "age_seconds": None}
 
 
 def health_report() -> dict[str, Any]:
-    """`status`, `database_connected`, `worker` and `provider_sweep` of the health answer.
+    """`status`, `database_connected`, `broker_ok`, `worker` and `provider_sweep` of the
+    health answer.
 
     `unhealthy` when the database is unreachable or unreadable; `degraded` when an enabled
-    provider is critical, or when no worker is alive and HEALTH_REQUIRE_WORKER is on (the
-    default with DEBUG off): the web answers, but nothing gets provisioned.
+    provider is critical, when the task broker is unreachable (payments are stored, but nothing
+    gets provisioned until it is back), or when no worker is alive and HEALTH_REQUIRE_WORKER is
+    on (the default with DEBUG off): the web answers, but nothing gets provisioned.
     """
     report: dict[str, Any] = {
         "status": "unhealthy",
         "database_connected": False,
+        "broker_ok": False,
         "worker": dict(UNKNOWN_WORKER),
         "provider_sweep": dict(UNKNOWN_SWEEP),
     }
     if not database_connected():
         return report
     report["database_connected"] = True
+    report["broker_ok"] = broker_reachable()
     try:
         critical = providers_critical()
-        report["worker"] = worker_heartbeat()
+        report["worker"] = worker_heartbeat(broker_ok=report["broker_ok"])
         report["provider_sweep"] = provider_sweep()
     except DatabaseError as exc:
         logger.warning("health: status tables unreadable (%s)", type(exc).__name__)
         return report
     idle = settings.HEALTH_REQUIRE_WORKER and not report["worker"]["alive"]
-    report["status"] = "degraded" if critical or idle else "healthy"
+    degraded = critical or idle or not report["broker_ok"]
+    report["status"] = "degraded" if degraded else "healthy"
     return report
 
 
@@ -198,7 +224,10 @@ class HealthView(View):
             "email_configured": email_configured(),
             "dns_configured": dns_configured(),
             "dns_backend": settings.DNS_BACKEND,
-            "queue": {"broker": "redis" if settings.REDIS_URL else "orm"},
+            "queue": {
+                "broker": "redis" if settings.REDIS_URL else "orm",
+                "broker_status": "ok" if report["broker_ok"] else "unreachable",
+            },
             "worker": report["worker"],
             "provider_sweep": report["provider_sweep"],
         }

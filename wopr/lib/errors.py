@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from wopr.lib.redact import redact
+
 
 class ExternalError(Exception):
     """A failure at the edge of the world (a cloud API, DNS, e-mail).
@@ -23,7 +25,8 @@ class ExternalError(Exception):
         retry_after: float | None = None,
         capacity: bool = False,
     ) -> None:
-        super().__init__(message)
+        # Redacted here, once: these messages become Job errors, JobEvents and health findings.
+        super().__init__(redact(message))
         self.transient = transient
         self.code = code
         self.retry_after = retry_after
