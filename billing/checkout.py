@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import stripe
@@ -21,16 +21,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from billing.catalog import catalog_data, region_locations
+from billing.catalog import region_locations
 from billing.models import Bundle, Customer, Order, OrderStatus, Price, StripeMode, Tier
-from billing.services import beacon_name_problem, customer_get_or_create
+from billing.services import beacon_name_problem, customer_create_unverified
 from billing.webhooks import stripe_api_key
 
 logger = logging.getLogger(__name__)
 
-# A pending Order holds its beacon name while its Checkout Session can still be paid (Stripe's
-# sessions live 24 hours); one whose session was never created holds it only briefly, so a
-# Stripe outage does not lock names for a day.
+# A pending Order holds its beacon name while its Checkout Session can still be paid: sessions
+# are created to expire after CHECKOUT_SESSION_LIFETIME (Stripe's minimum is 30 minutes after
+# creation by Stripe's clock, so a minute more absorbs request latency and clock skew). Orders
+# from before sessions carried an expiry hold it for Stripe's default day. One whose session was
+# never created holds it only briefly, so a Stripe outage does not lock names.
+CHECKOUT_SESSION_LIFETIME = timedelta(minutes=31)
+STRIPE_MIN_SESSION_LIFETIME = timedelta(minutes=30)
 NAME_HOLD = timedelta(hours=24)
 NAME_HOLD_WITHOUT_SESSION = timedelta(minutes=10)
 STRIPE_TIMEOUT_SECONDS = 20
@@ -63,12 +67,12 @@ def checkout_enabled() -> bool:
 # --- what the storefront may offer -----------------------------------------------------------
 
 
-def region_availability() -> dict[str, bool]:
-    """Region -> whether a healthy provider can take a Beacon there now."""
+def region_availability(on_sale: dict[str, set[int]] | None = None) -> dict[str, bool]:
+    """Region -> whether a healthy provider can take a Beacon (of some size) there now."""
     # Imported here: the provisioning package imports billing at load time.
-    from provisioning.provision import healthy_providers
+    from provisioning.provision import sizes_on_sale
 
-    return {region: bool(healthy_providers(region)) for region in sorted(catalog_data()["regions"])}
+    return {region: bool(sizes) for region, sizes in (on_sale or sizes_on_sale()).items()}
 
 
 def region_problem(region: str) -> str | None:
@@ -80,8 +84,35 @@ def region_problem(region: str) -> str | None:
     return None if healthy_providers(region) else "unavailable"
 
 
+def offer_problem(*, bundle: Bundle, tier: Tier, region: str) -> str | None:
+    """'unavailable' when no healthy provider has the server size this bundle needs at this
+    tier in `region` (a size missing at a provider takes only what needs it off sale)."""
+    from provisioning.provision import healthy_providers, size_number
+
+    return None if healthy_providers(region, size_number(bundle, tier)) else "unavailable"
+
+
+def offer_regions(
+    bundle: Bundle, tiers: list[Tier], on_sale: dict[str, set[int]]
+) -> dict[str, list[str]]:
+    """Tier slug -> the regions where the bundle at that tier can be bought now."""
+    from provisioning.provision import size_number
+
+    return {
+        tier.slug: [
+            region for region, sizes in on_sale.items() if size_number(bundle, tier) in sizes
+        ]
+        for tier in tiers
+    }
+
+
 def catalog_public() -> dict[str, Any]:
-    """Active bundles with their prices in the active Stripe mode, tiers, regions."""
+    """Active bundles with their prices in the active Stripe mode, tiers, regions, and where
+    each bundle and tier can be bought now."""
+    from provisioning.provision import sizes_on_sale
+
+    on_sale = sizes_on_sale()
+    all_tiers = list(Tier.objects.order_by("number"))
     mode = active_mode()
     prices = Price.objects.filter(mode=mode).select_related("tier").order_by("tier__number")
     bundles = Bundle.objects.filter(active=True).prefetch_related(Prefetch("prices", prices))
@@ -93,6 +124,7 @@ def catalog_public() -> dict[str, Any]:
                 "name": bundle.name,
                 "kind": bundle.kind,
                 "apps": list(bundle.modules),
+                "available_regions": offer_regions(bundle, all_tiers, on_sale),
                 "prices": [
                     {
                         "tier": price.tier.slug,
@@ -115,7 +147,7 @@ def catalog_public() -> dict[str, Any]:
         ),
         "regions": [
             {"slug": slug, "available": available}
-            for slug, available in region_availability().items()
+            for slug, available in region_availability(on_sale).items()
         ],
     }
 
@@ -126,12 +158,21 @@ def offer_price(*, bundle: Bundle, tier: Tier, period: str) -> Price | None:
 
 
 def _orders_holding(name: str) -> QuerySet[Order]:
+    """Pending Orders whose session can still be paid (or may still be created) for `name`.
+
+    Judged by the session's own expiry, not by the Order's status alone: a lost
+    checkout.session.expired event leaves an Order pending, but never its name held.
+    """
     now = timezone.now()
-    return Order.objects.filter(
-        beacon_name=name, status=OrderStatus.PENDING, created_at__gte=now - NAME_HOLD
-    ).filter(
-        Q(stripe_checkout_session_id__isnull=False)
-        | Q(created_at__gte=now - NAME_HOLD_WITHOUT_SESSION)
+    session_payable = Q(stripe_checkout_session_id__isnull=False) & (
+        Q(checkout_expires_at__gt=now)
+        | Q(checkout_expires_at__isnull=True, created_at__gte=now - NAME_HOLD)
+    )
+    session_coming = Q(
+        stripe_checkout_session_id__isnull=True, created_at__gte=now - NAME_HOLD_WITHOUT_SESSION
+    )
+    return Order.objects.filter(beacon_name=name, status=OrderStatus.PENDING).filter(
+        session_payable | session_coming
     )
 
 
@@ -186,12 +227,17 @@ def checkout_start(*, request: CheckoutRequest) -> CheckoutStarted:
     if order.stripe_checkout_session_id:
         return _started(order)
     client = stripe_client()
-    customer = order.customer or customer_get_or_create(email=order.email, name=order.name)
+    customer = order.customer or _order_customer_attach(order)
+    expires_at = _session_expiry(order)
+    # The expiry is part of the key: a repeat within the window replays the same request; one
+    # after it asks for a new session (the lost one, whose URL nobody saw, soon expires).
+    idempotency_key = f"wopr-checkout-{order.pk}-{int(expires_at.timestamp())}"
     try:
-        customer_id = _stripe_customer_id(client, customer)
+        customer_id = _stripe_customer_id(client, customer, mode=order.stripe_mode)
+        params = _session_params(order, request, customer_id, expires_at)
         session = client.v1.checkout.sessions.create(
-            params=_session_params(order, request, customer_id),  # type: ignore[arg-type]
-            options={"idempotency_key": f"wopr-checkout-{order.pk}"},
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": idempotency_key},
         )
     except stripe.StripeError as error:
         logger.warning(
@@ -244,10 +290,8 @@ def _order_for(request: CheckoutRequest) -> Order:
         existing = Order.objects.filter(pk=request.order_id).first()
         if existing is not None:
             return _repeat(existing, request)
-    customer = customer_get_or_create(email=request.email, name=request.name)
     order = Order(
         id=request.order_id or uuid.uuid4(),
-        customer=customer,
         bundle=request.bundle,
         tier=request.tier,
         period=request.period,
@@ -261,20 +305,51 @@ def _order_for(request: CheckoutRequest) -> Order:
     )
     try:
         with transaction.atomic():
+            # Each checkout gets a Customer of its own: the e-mail is unverified (see Customer).
+            order.customer = customer_create_unverified(email=request.email, name=request.name)
             order.save(force_insert=True)
     except IntegrityError:  # the same order id, sent twice at once: the other one won
         return _repeat(Order.objects.get(pk=order.pk), request)
     return order
 
 
-def _stripe_customer_id(client: stripe.StripeClient, customer: Customer) -> str:
-    """The Stripe customer of our Customer (one per e-mail), created once.
+def _order_customer_attach(order: Order) -> Customer:
+    """A Customer of its own for a pending Order that has none (made before customers were
+    per order); the first attach wins a concurrent repeat."""
+    customer = customer_create_unverified(email=order.email, name=order.name)
+    if not Order.objects.filter(pk=order.pk, customer__isnull=True).update(customer=customer):
+        customer.delete()
+    order.refresh_from_db(fields=["customer"])
+    return order.customer or customer
+
+
+def _session_expiry(order: Order) -> datetime:
+    """When the Order's session is to expire: kept, so a repeat sends the same request, until
+    it is too close for Stripe to accept; then a fresh one."""
+    now = timezone.now()
+    kept = order.checkout_expires_at
+    if kept is not None and kept >= now + STRIPE_MIN_SESSION_LIFETIME:
+        return kept
+    fresh = (now + CHECKOUT_SESSION_LIFETIME).replace(microsecond=0)
+    Order.objects.filter(pk=order.pk, stripe_checkout_session_id__isnull=True).update(
+        checkout_expires_at=fresh
+    )
+    order.checkout_expires_at = fresh
+    return fresh
+
+
+def _stripe_customer_id(client: stripe.StripeClient, customer: Customer, *, mode: str) -> str:
+    """The Stripe customer of our Customer in `mode`, created once.
 
     Never looked up at Stripe by e-mail or anything else a stranger could type: the id comes
-    from our own row, or Stripe creates it under an idempotency key made of our row's id.
+    from our own row, or Stripe creates it under an idempotency key made of our row's id. A
+    storefront checkout's Customer is its own (unverified), so this never reuses the Stripe
+    customer of someone who merely has the same e-mail address.
     """
-    if customer.stripe_customer_id:
-        return customer.stripe_customer_id
+    field = Customer.stripe_id_field(mode)
+    known = customer.stripe_customer_id_for(mode)
+    if known:
+        return known
     params: dict[str, Any] = {
         "email": customer.email,
         "metadata": {"wopr_customer_id": str(customer.pk)},
@@ -283,13 +358,11 @@ def _stripe_customer_id(client: stripe.StripeClient, customer: Customer) -> str:
         params["name"] = customer.name
     created = client.v1.customers.create(
         params=params,  # type: ignore[arg-type]
-        options={"idempotency_key": f"wopr-customer-{customer.pk}"},
+        options={"idempotency_key": f"wopr-customer-{customer.pk}-{mode}"},
     )
-    Customer.objects.filter(pk=customer.pk, stripe_customer_id="").update(
-        stripe_customer_id=created.id
-    )
-    customer.refresh_from_db(fields=["stripe_customer_id"])
-    return customer.stripe_customer_id
+    Customer.objects.filter(pk=customer.pk, **{field: ""}).update(**{field: created.id})
+    customer.refresh_from_db(fields=[field])
+    return customer.stripe_customer_id_for(mode)
 
 
 def order_metadata(order: Order) -> dict[str, str]:
@@ -327,11 +400,14 @@ def _page_url(template: str, order: Order) -> str:
     return template.replace("{ORDER_ID}", str(order.pk))
 
 
-def _session_params(order: Order, request: CheckoutRequest, customer_id: str) -> dict[str, Any]:
+def _session_params(
+    order: Order, request: CheckoutRequest, customer_id: str, expires_at: datetime
+) -> dict[str, Any]:
     metadata = order_metadata(order)
     return {
         "mode": "subscription",
         "customer": customer_id,
+        "expires_at": int(expires_at.timestamp()),
         "client_reference_id": str(order.pk),
         "line_items": [_line_item(request)],
         "metadata": metadata,

@@ -85,23 +85,63 @@ class Price(models.Model):
 
 
 class Customer(models.Model):
-    """One buyer, one per e-mail address (case-insensitive)."""
+    """A buyer. One per e-mail address among verified customers; unverified ones are per order.
+
+    Until buyers sign in, nobody has proven they own an e-mail address, so every storefront
+    checkout gets its own unverified Customer (and its own Stripe customers): typing someone
+    else's e-mail never attaches an order to their record or their Stripe customer. A later
+    sign-in sets `email_verified_at` on one Customer and may then merge the unverified ones with
+    the same address into it (their Orders keep their own e-mail and Stripe customer id).
+
+    Test and live mode are different Stripe accounts' objects, so the Stripe customer id is kept
+    per mode (`stripe_customer_id_for`).
+    """
 
     email = models.EmailField()
     name = models.CharField(max_length=200, blank=True)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
     djstripe_customer = models.ForeignKey(
         "djstripe.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    stripe_test_customer_id = models.CharField(max_length=255, blank=True)
+    stripe_live_customer_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="customer_unique_email_ci"),
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=models.Q(email_verified_at__isnull=False),
+                name="customer_unique_verified_email_ci",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_test_customer_id"],
+                condition=~models.Q(stripe_test_customer_id=""),
+                name="customer_unique_stripe_test_id",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_live_customer_id"],
+                condition=~models.Q(stripe_live_customer_id=""),
+                name="customer_unique_stripe_live_id",
+            ),
         ]
+        indexes = [models.Index(Lower("email"), name="customer_email_ci")]
 
     def __str__(self) -> str:
         return self.email
+
+    @property
+    def verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    @staticmethod
+    def stripe_id_field(mode: str) -> str:
+        """The column holding the Stripe customer id of `mode` ('test' or 'live')."""
+        return "stripe_live_customer_id" if mode == StripeMode.LIVE else "stripe_test_customer_id"
+
+    def stripe_customer_id_for(self, mode: str) -> str:
+        """This Customer's Stripe customer id in `mode` ('' when none yet)."""
+        return str(getattr(self, self.stripe_id_field(mode)))
 
 
 class OrderStatus(models.TextChoices):
@@ -149,7 +189,10 @@ class Order(models.Model):
     # NULL until known: unique constraints ignore NULLs, where empty strings would collide.
     stripe_checkout_session_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     stripe_subscription_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # The Stripe customer this order's session and subscription belong to (the order's own).
     stripe_customer_id = models.CharField(max_length=255, blank=True)
+    # When the Checkout Session stops accepting payment: the beacon name is held until then.
+    checkout_expires_at = models.DateTimeField(null=True, blank=True)
     needs_attention = models.BooleanField(default=False)
     attention_reason = models.TextField(blank=True)
     stripe_metadata = models.JSONField(default=dict, blank=True)

@@ -6,27 +6,69 @@ import logging
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.catalog import BEACON_NAME_RE, region_locations, reserved_beacon_names
 from billing.models import Bundle, Customer, Order, OrderStatus, StripeMode, Tier
+from billing.validation import (
+    session_email,
+    session_input_problems,
+    usable_custom_domain,
+    usable_email,
+)
 from provisioning.models import Beacon
 from provisioning.services import beacon_create_for_order
 
 logger = logging.getLogger(__name__)
 
 
-def customer_get_or_create(*, email: str, name: str = "") -> Customer:
-    """Our Customer for an e-mail address (case-insensitive, unique in the database)."""
-    found = Customer.objects.filter(email__iexact=email).first()
-    if found:
+def customer_create_unverified(*, email: str, name: str = "") -> Customer:
+    """A new Customer of its own for one order's buyer, whose e-mail nobody has verified.
+
+    Never an existing Customer found by e-mail: whoever types an address proves nothing, so an
+    order joins another record (and its Stripe customer) only once identity is verified.
+    """
+    return Customer.objects.create(email=email, name=name)
+
+
+def customer_for_stripe_customer(
+    *, stripe_customer_id: str, mode: str, email: str, name: str = ""
+) -> Customer:
+    """Our Customer holding `stripe_customer_id` in `mode`, or a new unverified one that does.
+
+    For sessions made outside the storefront: the Stripe customer id comes from a signed event,
+    not from anything a buyer types, so the Customer that holds it is the buyer's own.
+    """
+    field = Customer.stripe_id_field(mode)
+    found = Customer.objects.filter(**{field: stripe_customer_id}).first()
+    if found is not None:
         return found
     try:
         with transaction.atomic():
-            return Customer.objects.create(email=email, name=name)
-    except IntegrityError:
-        return Customer.objects.get(email__iexact=email)
+            return Customer.objects.create(email=email, name=name, **{field: stripe_customer_id})
+    except IntegrityError:  # a concurrent event for the same Stripe customer won
+        return Customer.objects.get(**{field: stripe_customer_id})
+
+
+def _stripe_id(value: Any) -> str:
+    """A Stripe id from an expandable field (an id string or an object with an id)."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _buyer_customer(*, order: Order, stripe_customer_id: str) -> Customer:
+    """The Customer a paid Order without one belongs to (see the two functions above)."""
+    if stripe_customer_id:
+        return customer_for_stripe_customer(
+            stripe_customer_id=stripe_customer_id,
+            mode=order.stripe_mode,
+            email=order.email,
+            name=order.name,
+        )
+    return customer_create_unverified(email=order.email, name=order.name)
 
 
 def beacon_name_problem(name: str, *, order: Order | None = None) -> str:
@@ -102,14 +144,18 @@ def _order_from_metadata(session: dict[str, Any], livemode: bool) -> Order:
     """
     metadata = session.get("metadata") or {}
     details = session.get("customer_details") or {}
-    email = details.get("email") or session.get("customer_email") or ""
+    # Untrusted input: only a usable address or domain is kept (nothing is ever sent to the
+    # rest); session_input_problems tells staff what was wrong.
+    email = usable_email(session_email(session))
+    customer = session.get("customer")
     order = Order(
         bundle=Bundle.objects.filter(slug=metadata.get("wopr_bundle", "")).first(),
         tier=Tier.objects.filter(slug=metadata.get("wopr_tier", "")).first(),
-        period=metadata.get("wopr_period", "monthly"),
+        period=str(metadata.get("wopr_period", "monthly"))[:10],
         beacon_name=str(metadata.get("wopr_beacon_name", ""))[:63],
-        region=str(metadata.get("wopr_region", ""))[:32],
-        custom_domain=str(metadata.get("wopr_custom_domain", ""))[:253],
+        # SPEC §3: a session naming a bundle and tier but no region is honoured in the default.
+        region=str(metadata.get("wopr_region") or settings.DEFAULT_REGION)[:32],
+        custom_domain=usable_custom_domain(metadata.get("wopr_custom_domain", "")),
         email=email,
         name=(details.get("name") or "")[:200],
         stripe_mode=StripeMode.LIVE if livemode else StripeMode.TEST,
@@ -117,7 +163,7 @@ def _order_from_metadata(session: dict[str, Any], livemode: bool) -> Order:
         stripe_metadata=metadata,
     )
     if email:
-        order.customer = customer_get_or_create(email=email, name=order.name)
+        order.customer = _buyer_customer(order=order, stripe_customer_id=_stripe_id(customer))
     try:
         with transaction.atomic():
             order.save()
@@ -145,10 +191,11 @@ def checkout_session_paid(*, session: dict[str, Any], livemode: bool) -> Order:
             subscription if isinstance(subscription, str) else subscription.get("id")
         )
     if customer and not order.stripe_customer_id:
-        updates["stripe_customer_id"] = customer if isinstance(customer, str) else customer["id"]
+        updates["stripe_customer_id"] = _stripe_id(customer)
     if order.status != OrderStatus.PAID:
         updates.update(status=OrderStatus.PAID, paid_at=timezone.now())
-    problems = order_problems(order) + ([mismatch] if mismatch else [])
+    problems = order_problems(order) + session_input_problems(session)
+    problems += [mismatch] if mismatch else []
     if order.needs_attention and not problems and not hasattr(order, "beacon"):
         # Flagged by an earlier delivery (e.g. a mismatched order): staff decide, not a retry.
         problems = [order.attention_reason or "needs attention"]
@@ -161,7 +208,7 @@ def checkout_session_paid(*, session: dict[str, Any], livemode: bool) -> Order:
         logger.warning("order %s paid but not provisioned: %s", order.pk, "; ".join(problems))
         return order
     if order.customer is None:
-        order.customer = customer_get_or_create(email=order.email, name=order.name)
+        order.customer = _buyer_customer(order=order, stripe_customer_id=order.stripe_customer_id)
         Order.objects.filter(pk=order.pk).update(customer=order.customer)
     beacon_create_for_order(order=order)
     return order

@@ -310,9 +310,9 @@ def trial_ending_record(*, subscription: dict[str, Any]) -> None:
 
 
 def _task_after_commit(task: str, *args: Any) -> None:
-    from django_q.tasks import async_task
+    from wopr.lib.queue import task_enqueue_after_commit
 
-    transaction.on_commit(lambda: async_task(task, *args, group="emails"))
+    task_enqueue_after_commit(task, *args, group="emails")
 
 
 # --- invoices --------------------------------------------------------------------------------
@@ -424,12 +424,16 @@ def trial_ending_notify(*, order_id: str, trial_end: int) -> str:
     order = Order.objects.select_related("beacon").filter(pk=order_id).first()
     if order is None or not order.email or order.subscription_status in ENDED_STATUSES:
         return "nobody to remind"
+    ends = stripe_time(trial_end)
+    if ends is None or ends <= timezone.now():
+        # A reminder delivered late (an outage, a replay) would announce a date in the past.
+        return "the trial has already ended: no reminder"
     beacon = getattr(order, "beacon", None)
     message = email_send_once(
         key=f"trial_ending:{order.stripe_subscription_id}:{trial_end}",
         template="trial_ending",
         to=order.email,
-        context={"order": order, "beacon": beacon, "trial_end": stripe_time(trial_end)},
+        context={"order": order, "beacon": beacon, "trial_end": ends},
         beacon=beacon,
         order=order,
     )

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from billing.models import Order, OrderStatus, PaymentFailure, SubscriptionStatus
 from dns.services import dns_records_delete
-from documents.models import EmailStatus
+from documents.models import EmailMessage, EmailStatus
 from provisioning.jobs import Done, StepFunction, Wait, Workflow, workflow_register
 from provisioning.models import Beacon, BeaconStatus, Job, StaffHold
 from provisioning.providers import get_provider
@@ -94,11 +94,17 @@ def beacon_desired_status(beacon: Beacon) -> str | None:
 
 def decommission_at(beacon: Beacon) -> datetime:
     """When the Beacon's server and records go: the grace period after the subscription ended,
-    at once when staff decommission it."""
+    at once when staff decommission it.
+
+    Never sooner than the grace period from now: an event replayed after an outage carries an
+    `ended_at` long past, and the customer still gets the whole grace period from being told
+    (step_announce moves the date again if telling them comes later).
+    """
+    now = timezone.now()
     if beacon.staff_hold == StaffHold.DECOMMISSION:
-        return timezone.now()
-    ended = beacon.order.subscription_ended_at or timezone.now()
-    return ended + timedelta(days=settings.DECOMMISSION_GRACE_DAYS)
+        return now
+    ended = beacon.order.subscription_ended_at or now
+    return max(ended, now) + timedelta(days=settings.DECOMMISSION_GRACE_DAYS)
 
 
 # --- steps shared by the workflows ------------------------------------------------------------
@@ -258,17 +264,42 @@ def _scheduled_at(job: Job) -> datetime:
     return datetime.fromisoformat(job.checkpoint["schedule"]["decommission_at"])
 
 
+def _announced_at(job: Job, email_key: str) -> datetime:
+    """The deletion date to tell the customer: the scheduled one, moved to the grace period
+    from now when it is sooner, and saved before the e-mail goes so the job keeps its word.
+
+    Once the e-mail has gone, the date it gave stands (a retried step moves nothing).
+    """
+    scheduled = _scheduled_at(job)
+    told = EmailMessage.objects.filter(idempotency_key=email_key, status=EmailStatus.SENT)
+    if job.checkpoint["schedule"].get("announced") or told.exists():
+        return scheduled
+    when = max(scheduled, timezone.now() + timedelta(days=settings.DECOMMISSION_GRACE_DAYS))
+    job.checkpoint = {
+        **job.checkpoint,
+        "schedule": {"decommission_at": when.isoformat(), "announced": True},
+    }
+    # Saved now, not with the step's result: the e-mail may go even if this step's lease is lost.
+    Job.objects.filter(pk=job.pk, step=job.step).update(checkpoint=job.checkpoint)
+    return when
+
+
 def step_announce(job: Job) -> Done | Wait:
     """The `cancelled` e-mail with the real deletion date, once per ended subscription (a staff
-    decommission of a paying subscription is for staff to explain)."""
-    order = _beacon(job).order
+    decommission, of a paying subscription or brought forward to now, is for staff to explain)."""
+    beacon = _beacon(job)
+    order = beacon.order
     if order.subscription_status not in ENDED:
         return Done(message="no e-mail: the subscription has not ended")
+    if beacon.staff_hold == StaffHold.DECOMMISSION:
+        # Deleted now by staff: no date to promise (it would be past when read); staff explain.
+        return Done(message="no e-mail: staff decommissioned the Beacon now")
+    key = f"cancelled:{order.stripe_subscription_id}"
     return _email(
         job,
         "cancelled",
-        f"cancelled:{order.stripe_subscription_id}",
-        decommission_at=_scheduled_at(job),
+        key,
+        decommission_at=_announced_at(job, key),
         grace_days=settings.DECOMMISSION_GRACE_DAYS,
     )
 

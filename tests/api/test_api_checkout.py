@@ -194,19 +194,24 @@ def test_checkout_creates_a_session_that_stripes_spec_accepts(
     ]
     customer_call, session_call = stripe_calls.calls
     customer = Customer.objects.get(email="ada@example.com")
-    assert customer_call.idempotency_key == f"wopr-customer-{customer.pk}"
+    assert order.customer == customer
+    assert customer.email_verified_at is None  # nobody has proven they own the address
+    assert customer_call.idempotency_key == f"wopr-customer-{customer.pk}-test"
     assert customer_call.form == {
         "email": "ada@example.com",
         "name": "Ada Lovelace",
         "metadata[wopr_customer_id]": str(customer.pk),
     }
-    assert customer.stripe_customer_id == customer_call.body["id"]
-    assert order.stripe_customer_id == customer.stripe_customer_id
-    assert session_call.idempotency_key == f"wopr-checkout-{order_id}"
+    assert customer.stripe_test_customer_id == customer_call.body["id"]
+    assert customer.stripe_live_customer_id == ""
+    assert order.stripe_customer_id == customer.stripe_test_customer_id
+    expires_at = int(order.checkout_expires_at.timestamp())
+    assert session_call.idempotency_key == f"wopr-checkout-{order_id}-{expires_at}"
     form = session_call.form
     assert form["mode"] == "subscription"
     assert form["client_reference_id"] == order_id
-    assert form["customer"] == customer.stripe_customer_id
+    assert form["customer"] == customer.stripe_test_customer_id
+    assert form["expires_at"] == str(expires_at)
     assert "customer_email" not in form
     expected = {
         "wopr_order_id": order_id,
@@ -257,9 +262,9 @@ def test_without_an_order_id_each_checkout_is_a_new_order(
     assert first.status_code == second.status_code == 201
     assert first.json()["order_id"] != second.json()["order_id"]
     assert len(stripe_calls.posts(SESSIONS)) == 2
-    # The same buyer: the Stripe customer is created once and reused.
-    assert len(stripe_calls.posts(CUSTOMERS)) == 1
-    assert Customer.objects.count() == 1
+    # The same e-mail proves nothing: each checkout has its own Customer and Stripe customer.
+    assert len(stripe_calls.posts(CUSTOMERS)) == 2
+    assert Customer.objects.count() == 2
 
 
 def test_a_repeat_with_other_details_is_refused(
@@ -299,17 +304,22 @@ def test_a_staff_set_stripe_price_is_used(post_json, checkout_payload, stripe_mo
     assert not any("price_data" in key for key in session_call.form)
 
 
-def test_an_existing_customer_keeps_its_stripe_customer(
+def test_a_checkout_with_a_known_email_never_uses_that_customers_stripe_customer(
     post_json, checkout_payload, stripe_mock, stripe_calls
 ):
-    Customer.objects.create(email="Ada@Example.com", stripe_customer_id="cus_known")
+    known = Customer.objects.create(
+        email="Ada@Example.com", stripe_test_customer_id="cus_known", email_verified_at=None
+    )
 
     response = post_json(URL, checkout_payload(email="ada@example.COM"))
 
     assert response.status_code == 201
-    assert stripe_calls.posts(CUSTOMERS) == []
-    assert stripe_calls.posts(SESSIONS)[0].form["customer"] == "cus_known"
-    assert Customer.objects.count() == 1
+    (customer_call,) = stripe_calls.posts(CUSTOMERS)
+    assert stripe_calls.posts(SESSIONS)[0].form["customer"] == customer_call.body["id"]
+    assert customer_call.body["id"] != "cus_known"
+    order = Order.objects.get(pk=response.json()["order_id"])
+    assert order.customer != known
+    assert not known.orders.exists()
 
 
 def test_a_stripe_failure_answers_502_and_a_repeat_uses_the_same_idempotency_key(
@@ -337,7 +347,8 @@ def test_a_stripe_failure_answers_502_and_a_repeat_uses_the_same_idempotency_key
 
     assert retried.status_code == 201
     keys = [call.idempotency_key for call in stripe_calls.posts(SESSIONS)]
-    assert keys == [f"wopr-checkout-{payload['order_id']}"] * 2
+    expires_at = int(Order.objects.get(pk=payload["order_id"]).checkout_expires_at.timestamp())
+    assert keys == [f"wopr-checkout-{payload['order_id']}-{expires_at}"] * 2
 
 
 def test_a_name_in_checkout_is_taken_for_others_but_free_for_the_repeat(
