@@ -12,6 +12,9 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.templatetags.static import static
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from billing.models import Bundle, Customer, Order, PaymentFailure, Price, Tier
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
@@ -66,18 +69,49 @@ class PriceAdmin(admin.ModelAdmin):
         return False
 
 
+def attention_marker(order: Order) -> SafeString | str:
+    """A warning sign on an order staff must look at, a dash on the others.
+
+    Not Django's boolean icons: they draw a green tick for True, which reads as "all good"
+    exactly where something is wrong."""
+    if not order.needs_attention:
+        return "—"
+    return format_html(
+        '<img src="{}" alt="" width="14" height="14"> <strong>Needs attention</strong>',
+        static("admin/img/icon-alert.svg"),
+    )
+
+
 class OrderInline(ReadOnlyTabularInline):
     model = Order
-    fields = ("beacon_name", "bundle", "tier", "status", "needs_attention", "created_at")
+    fields = ("beacon_name", "bundle", "tier", "status", "attention", "created_at")
     readonly_fields = fields
+
+    @admin.display(description="Attention")
+    def attention(self, obj: Order) -> SafeString | str:
+        return attention_marker(obj)
 
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("email", "name", "stripe_customer_id", "created_at")
-    search_fields = ("email", "name", "stripe_customer_id")
-    fields = ("email", "name", "stripe_customer_id", "djstripe_customer", "created_at")
-    readonly_fields = ("stripe_customer_id", "djstripe_customer", "created_at")
+    list_display = ("email", "name", "email_verified_at", "created_at")
+    search_fields = ("email", "name", "stripe_test_customer_id", "stripe_live_customer_id")
+    fields = (
+        "email",
+        "name",
+        "email_verified_at",
+        "stripe_test_customer_id",
+        "stripe_live_customer_id",
+        "djstripe_customer",
+        "created_at",
+    )
+    readonly_fields = (
+        "email_verified_at",
+        "stripe_test_customer_id",
+        "stripe_live_customer_id",
+        "djstripe_customer",
+        "created_at",
+    )
     inlines = (OrderInline,)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -125,7 +159,7 @@ class OrderAdmin(admin.ModelAdmin):
         "bundle",
         "tier",
         "status",
-        "needs_attention",
+        "attention",
         "created_at",
     )
     list_filter = (NeedsAttentionFilter, "status", "stripe_mode", "bundle")
@@ -181,6 +215,10 @@ class OrderAdmin(admin.ModelAdmin):
         if name not in ("needs_attention", "attention_reason")
     )
     inlines = (PaymentFailureInline,)
+
+    @admin.display(description="Attention", ordering="-needs_attention")
+    def attention(self, obj: Order) -> SafeString | str:
+        return attention_marker(obj)
 
     @admin.display(description="Beacon")
     def beacon_link(self, obj: Order) -> Any:

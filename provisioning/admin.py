@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -41,6 +43,7 @@ from provisioning.services import (
     beacon_staff_resume,
     beacon_staff_suspend,
 )
+from provisioning.teardown import Teardown, beacon_decommission_teardown, job_cancel_teardown
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link, html_table
 
 # Never shown, not even read-only: with the secret key the salt rebuilds a Beacon's token.
@@ -67,6 +70,39 @@ class ProviderHealthCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "checked_at"
     fields = ("provider", "status", "latency_ms", "findings", "checked_at")
     readonly_fields = fields
+
+
+# --- confirmation before deleting ------------------------------------------------------------
+
+
+def confirmed(request: HttpRequest) -> bool:
+    """The action's second POST, from its confirmation page (Django's delete uses `post` too)."""
+    return request.POST.get("post") == "yes"
+
+
+def confirmation_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    *,
+    action: str,
+    title: str,
+    teardowns: list[Teardown],
+) -> TemplateResponse:
+    """Say exactly what `action` will delete and keep, and ask; nothing happens on this POST."""
+    opts = model_admin.model._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": opts,
+        "queryset": queryset,
+        "teardowns": teardowns,
+        "action": action,
+        "acts": any(teardown.deletes or teardown.kept for teardown in teardowns),
+        "confirm_label": f"Yes, {title[0].lower()}{title[1:].rstrip('?')}",
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/provisioning/confirm_teardown.html", context)
 
 
 # --- the two staff actions, on Jobs and on Beacons (acting on each Beacon's latest job) ----
@@ -101,12 +137,25 @@ class JobActionsMixin:
 
     @admin.action(description="Retry job", permissions=["operate"])
     def retry_job(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._apply(request, queryset, "Retried", lambda job: job_retry(job=job))
+        user = request.user
+        self._apply(request, queryset, "Retried", lambda job: job_retry(job=job, requested_by=user))
 
-    @admin.action(description="Cancel job", permissions=["operate"])
-    def cancel_job(self, request: HttpRequest, queryset: QuerySet) -> None:
+    @admin.action(description="Cancel job…", permissions=["operate"])
+    def cancel_job(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        """Cancelling a provision job deletes what it made: show what, act on confirmation."""
+        if not confirmed(request):
+            jobs = [job for job in self.jobs_for(queryset) if job is not None]
+            return confirmation_page(
+                self,  # type: ignore[arg-type]
+                request,
+                queryset,
+                action="cancel_job",
+                title="Cancel these jobs?",
+                teardowns=[job_cancel_teardown(job=job) for job in jobs],
+            )
         reason = f"cancelled by {request.user}"
         self._apply(request, queryset, "Cancelled", lambda job: job_cancel(job=job, reason=reason))
+        return None
 
 
 # --- beacons --------------------------------------------------------------------------------
@@ -279,9 +328,21 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def resume_beacon(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._staff_action(request, queryset, "Resume", beacon_staff_resume)
 
-    @admin.action(description="Decommission now (delete server and DNS)", permissions=["operate"])
-    def decommission_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+    @admin.action(description="Decommission now (delete server and DNS)…", permissions=["operate"])
+    def decommission_now(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        """Deletes servers and DNS records at once: show exactly what, act on confirmation."""
+        if not confirmed(request):
+            beacons = queryset.select_related("provider")
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                action="decommission_now",
+                title="Decommission these Beacons now?",
+                teardowns=[beacon_decommission_teardown(beacon=beacon) for beacon in beacons],
+            )
         self._staff_action(request, queryset, "Decommission now", beacon_staff_decommission_now)
+        return None
 
     @admin.action(description="Cancel the scheduled decommission", permissions=["operate"])
     def cancel_decommission(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -31,8 +31,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.models import Order
 from provisioning.models import UNFINISHED_JOB_STATES, EventLevel, Job, JobEvent, JobState
 from wopr.lib.errors import ExternalError
+from wopr.lib.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +114,11 @@ def workflow_register(kind: str, workflow: Workflow) -> None:
 
 
 def job_enqueue(job_id: uuid.UUID | str) -> None:
-    """Ask a worker to look at the job once the current transaction commits (ids only)."""
-    from django_q.tasks import async_task
+    """Ask a worker to look at the job once the current transaction commits (ids only); with
+    the broker down, the sweep enqueues it (the Job row is the truth)."""
+    from wopr.lib.queue import task_enqueue_after_commit
 
-    transaction.on_commit(
-        lambda: async_task("provisioning.tasks.job_advance", str(job_id), group="jobs")
-    )
+    task_enqueue_after_commit("provisioning.tasks.job_advance", str(job_id), group="jobs")
 
 
 def job_wake_at(job_id: uuid.UUID | str, when: datetime) -> None:
@@ -231,8 +232,31 @@ def _finish_step(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Done) 
             _release(job, token)
             return
         _event(job, updates["state"], outcome.message or f"{job.step} done")
+        if updates["state"] == JobState.COMPLETED:
+            _clear_attention_after_retry(job)
         if following:
             job_enqueue(job.pk)
+
+
+def _clear_attention_after_retry(job: Job) -> None:
+    """A staff retry of a failed job succeeded: lower the Order's "needs attention" flag that
+    the failure raised, and say so on the timeline.
+
+    Only the flag as it stood when staff retried (same reason): if anything flagged the Order
+    since (a payment problem, a new failure), it stays up for a human."""
+    retry = job.checkpoint.get("retry")
+    if not retry or not retry.get("attention_reason"):
+        return
+    cleared = Order.objects.filter(
+        beacon__pk=job.beacon_id, needs_attention=True, attention_reason=retry["attention_reason"]
+    ).update(needs_attention=False, attention_reason="")
+    if cleared:
+        _event(
+            job,
+            JobState.COMPLETED,
+            f"retried job succeeded: the order's needs-attention flag is cleared "
+            f"(was: {retry['attention_reason']})",
+        )
 
 
 def _wait(job: Job, token: uuid.UUID, outcome: Wait) -> None:
@@ -361,6 +385,8 @@ def _failure_record(job: Job, message: str, final_state: str) -> dict[str, Any]:
 
 
 def _event(job: Job, state: str, message: str, level: str = EventLevel.INFO) -> None:
+    # Messages quote exceptions, which may quote a credential: staff read these rows.
+    message = redact(message)
     JobEvent.objects.create(job=job, step=job.step, state=state, message=message, level=level)
 
 
@@ -411,8 +437,12 @@ def job_abort(*, job: Job, reason: str, final_state: str) -> bool:
     return True
 
 
-def job_retry(*, job: Job) -> bool:
-    """Start a failed or cancelled job again from its first step, or run a waiting job now."""
+def job_retry(*, job: Job, requested_by: object = None) -> bool:
+    """Start a failed or cancelled job again from its first step, or run a waiting job now.
+
+    `requested_by` (a staff user) is named on the timeline. A job retried from the first step
+    remembers the Order's "needs attention" reason of that moment; when the job then completes,
+    that flag is cleared (see `_clear_attention_after_retry`)."""
     job.refresh_from_db()
     now = timezone.now()
     # Keep what later attempts must know: the last failure and every placement tried, so a
@@ -420,13 +450,19 @@ def job_retry(*, job: Job) -> bool:
     kept = {
         key: job.checkpoint[key] for key in ("failure", "placements_tried") if key in job.checkpoint
     }
+    flagged = (
+        Order.objects.filter(beacon__pk=job.beacon_id, needs_attention=True)
+        .values_list("attention_reason", flat=True)
+        .first()
+    )
+    kept["retry"] = {"by": str(requested_by or "staff"), "attention_reason": flagged or ""}
     try:
-        return _retry(job, now, kept)
+        return _retry(job, now, kept, requested_by)
     except IntegrityError:  # another job of this Beacon is unfinished; it must end first
         return False
 
 
-def _retry(job: Job, now: datetime, kept: dict[str, Any]) -> bool:
+def _retry(job: Job, now: datetime, kept: dict[str, Any], requested_by: object) -> bool:
     with transaction.atomic():
         if job.finished:
             updated = Job.objects.filter(
@@ -449,6 +485,7 @@ def _retry(job: Job, now: datetime, kept: dict[str, Any]) -> bool:
             message = "staff asked to run the current step now"
         if not updated:
             return False
-        _event(job, JobState.PENDING, message)
+        by = f" (by {requested_by})" if requested_by is not None else ""
+        _event(job, JobState.PENDING, f"{message}{by}")
         job_enqueue(job.pk)
     return True

@@ -104,9 +104,14 @@ def make_one_of_everything() -> None:
     )
 
 
-def run_action(client: Client, model: type, action: str, objects: list) -> str:
+def run_action(
+    client: Client, model: type, action: str, objects: list, *, confirm: bool = False
+) -> str:
+    """POST an admin action; `confirm` answers its confirmation page (post=yes) at once."""
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     data = {"action": action, "_selected_action": [str(obj.pk) for obj in objects]}
+    if confirm:
+        data["post"] = "yes"
     response = client.post(url, data, follow=True)
     assert response.status_code == 200
     return response.content.decode()
@@ -227,7 +232,7 @@ def test_cancel_job_compensates_and_records_who_cancelled(
     job = make_job(step="create_server")
 
     with django_capture_on_commit_callbacks(execute=False):
-        content = run_action(admin_client, Job, "cancel_job", [job])
+        content = run_action(admin_client, Job, "cancel_job", [job], confirm=True)
 
     job.refresh_from_db()
     assert (job.state, job.step) == (JobState.PENDING, "compensate")
@@ -253,7 +258,7 @@ def test_cancel_from_the_beacon_list(admin_client, django_capture_on_commit_call
     job = make_job(state=JobState.WAITING, step="wait_for_server")
 
     with django_capture_on_commit_callbacks(execute=False):
-        run_action(admin_client, Beacon, "cancel_job", [job.beacon])
+        run_action(admin_client, Beacon, "cancel_job", [job.beacon], confirm=True)
 
     job.refresh_from_db()
     assert job.step == "compensate"

@@ -26,7 +26,8 @@ def act(admin_client, django_capture_on_commit_callbacks):
 
     def _act(action: str, beacon: Beacon) -> str:
         url = reverse("admin:provisioning_beacon_changelist")
-        data = {"action": action, "_selected_action": [str(beacon.pk)]}
+        # post=yes: the answer to the confirmation page of the actions that delete.
+        data = {"action": action, "_selected_action": [str(beacon.pk)], "post": "yes"}
         with django_capture_on_commit_callbacks(execute=True):
             response = admin_client.post(url, data, follow=True)
         assert response.status_code == 200
