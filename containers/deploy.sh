@@ -12,9 +12,11 @@
 #   - Quadlet accepts the units (`quadlet -dryrun`);
 #   - the image (pulled first unless --no-pull) accepts the environment: its entrypoint's
 #     configuration check, the same one every container start runs.
-# Then: /etc/wopr/orchestrator.env (mode 600), the units in /etc/containers/systemd/,
-# daemon-reload, wopr-orc and wopr-worker (re)started, the provider-health timer enabled, and
-# a wait until wopr-orc reports healthy.
+# Then: /etc/wopr/orchestrator.env (mode 600), the .container units in
+# /etc/containers/systemd/ (Quadlet reads only .container, .volume, .network and .kube files
+# there), the timer in /etc/systemd/system/ (where systemd reads ordinary units), daemon-reload,
+# wopr-orc and wopr-worker (re)started, the provider-health timer enabled, and a wait until
+# wopr-orc reports healthy.
 #
 # For tests: WOPR_DEPLOY_ROOT prefixes every system path, QUADLET names the generator binary.
 set -euo pipefail
@@ -23,14 +25,15 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="${WOPR_DEPLOY_ROOT:-}"
 UNIT_SOURCE="$HERE/systemd"
 UNIT_DIR="$ROOT/etc/containers/systemd"
+SYSTEMD_DIR="$ROOT/etc/systemd/system"
 ENV_DIR="$ROOT/etc/wopr"
 ENV_TARGET="$ENV_DIR/orchestrator.env"
 QUADLET="${QUADLET:-/usr/libexec/podman/quadlet}"
 IMAGE="ghcr.io/woprsystems/control-plane:latest"
-UNITS=(wopr-orc.container wopr-worker.container wopr-provider-health.container
-  wopr-provider-health.timer)
-SERVICES=(wopr-orc.service wopr-worker.service)
+# Quadlet units (translated into services at daemon-reload) and ordinary systemd units.
+UNITS=(wopr-orc.container wopr-worker.container wopr-provider-health.container)
 TIMER=wopr-provider-health.timer
+SERVICES=(wopr-orc.service wopr-worker.service)
 REQUIRED=(DATABASE_URL SECRET_KEY)
 HEALTH_WAIT_SECONDS="${HEALTH_WAIT_SECONDS:-300}"
 
@@ -46,7 +49,7 @@ fail() {
 }
 
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo pipefail/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -70,7 +73,7 @@ parse_args() {
 
 check_tools() {
   if [[ -z "$ROOT" && "$(id -u)" -ne 0 ]]; then
-    fail "run as root (sudo): the units go to /etc/containers/systemd"
+    fail "run as root (sudo): the units go to /etc/containers/systemd and /etc/systemd/system"
   fi
   command -v podman >/dev/null || fail "podman is not installed"
   command -v systemctl >/dev/null || fail "systemctl not found: Quadlet needs systemd"
@@ -114,7 +117,7 @@ check_env_file() {
 
 check_units() {
   local unit staging generated
-  for unit in "${UNITS[@]}"; do
+  for unit in "${UNITS[@]}" "$TIMER"; do
     [[ -f "$UNIT_SOURCE/$unit" ]] || fail "missing $UNIT_SOURCE/$unit"
   done
   staging="$(mktemp -d)"
@@ -191,6 +194,19 @@ install_units() {
       units_changed=true
     fi
   done
+  if install_file "$UNIT_SOURCE/$TIMER" "$SYSTEMD_DIR/$TIMER" 0644; then
+    units_changed=true
+  fi
+  # Earlier versions put the timer beside the quadlets, where systemd never saw it.
+  if [[ -f "$UNIT_DIR/$TIMER" ]]; then
+    if $dry_run; then
+      say "would remove $UNIT_DIR/$TIMER (systemd never read it there)"
+    else
+      rm -f "$UNIT_DIR/$TIMER"
+      say "removed $UNIT_DIR/$TIMER (systemd never read it there)"
+    fi
+    units_changed=true
+  fi
   if $units_changed; then
     changed=true
     $dry_run || systemctl daemon-reload

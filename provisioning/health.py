@@ -2,12 +2,15 @@
 
 A check asks the provider for its locations and server types (which also proves the
 credentials), then judges:
-- critical: credentials refused, no answer in time, a server size the catalogue needs is gone,
-  or no region has a location left;
-- degraded: a needed location unavailable, a price changed since the last sweep, slow answers;
+- critical: credentials refused, no answer in time (a failed request is retried first, a few
+  times within the sweep's time limit: one 503 is no verdict), no server size the catalogue
+  needs is offered, or no region has a location left;
+- degraded: a server size the catalogue needs is gone (only the bundles and tiers needing it go
+  off sale at this provider: `Provider.unavailable_sizes`), a needed location unavailable, a
+  price changed since the last sweep, slow answers;
 - healthy otherwise.
-The results are ProviderHealthCheck rows and the providers' `health_status`, which placement and
-checkout read.
+The results are ProviderHealthCheck rows and the providers' `health_status` and
+`unavailable_sizes`, which placement, the catalogue and checkout read.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -32,6 +36,10 @@ from wopr.lib.errors import ExternalError
 
 SLOW_MS = 5000
 ORDER = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
+# A request that fails transiently (5xx, 429, timeout, network) is asked again after these
+# pauses, as long as the sweep's time limit leaves room: three attempts in all.
+RETRY_PAUSES = (0.5, 1.0)
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,6 +51,8 @@ class HealthResult:
     findings: list[str] = field(default_factory=list)
     prices: dict[str, str] = field(default_factory=dict)
     latency_ms: int | None = None
+    # None when the check did not get as far as the server types (nothing learnt about sizes).
+    unavailable_sizes: list[str] | None = None
 
     def flag(self, status: str, finding: str) -> None:
         self.findings.append(finding)
@@ -59,13 +69,16 @@ def needed_sizes(kind: str) -> set[str]:
     return {server_size(kind, number) for number in (1, 2, 3, 4)}
 
 
-def provider_check(name: str, adapter: CloudProvider, previous: dict[str, str]) -> HealthResult:
-    """Check one provider (runs in a worker thread; touches no ORM row of ours)."""
+def provider_check(
+    name: str, adapter: CloudProvider, previous: dict[str, str], deadline: float | None = None
+) -> HealthResult:
+    """Check one provider (runs in a worker thread; touches no ORM row of ours). `deadline`
+    (time.monotonic()) bounds the retries of a failed request."""
     result = HealthResult(provider=name)
     started = time.monotonic()
     try:
-        locations = adapter.list_locations()
-        types = adapter.list_server_types()
+        locations = _retried(adapter.list_locations, deadline)
+        types = _retried(adapter.list_server_types, deadline)
     except ExternalError as error:
         result.latency_ms = int((time.monotonic() - started) * 1000)
         what = "credentials refused" if error.code in {"unauthorized", "forbidden"} else "error"
@@ -81,11 +94,31 @@ def provider_check(name: str, adapter: CloudProvider, previous: dict[str, str]) 
     return result
 
 
+def _retried(call: Callable[[], T], deadline: float | None) -> T:
+    """`call()`, asked again after a transient failure while the deadline leaves room."""
+    pauses = list(RETRY_PAUSES)
+    while True:
+        try:
+            return call()
+        except ExternalError as error:
+            left = float("inf") if deadline is None else deadline - time.monotonic()
+            if not error.transient or not pauses or left <= pauses[0]:
+                raise
+        time.sleep(pauses.pop(0))  # a worker thread of the sweep, never a request
+
+
 def _judge_sizes(result: HealthResult, kind: str, types: list, previous: dict[str, str]) -> None:
     by_name = {server_type.name: server_type for server_type in types}
-    for size in sorted(needed_sizes(kind)):
-        if size not in by_name or by_name[size].deprecated:
-            result.flag(HealthStatus.CRITICAL, f"server size {size} is not offered")
+    needed = sorted(needed_sizes(kind))
+    result.unavailable_sizes = [
+        size for size in needed if size not in by_name or by_name[size].deprecated
+    ]
+    for size in needed:
+        if size in result.unavailable_sizes:
+            result.flag(
+                HealthStatus.DEGRADED,
+                f"server size {size} is not offered (what needs it is off sale here)",
+            )
             continue
         for location, price in sorted(by_name[size].monthly_price.items()):
             key = f"{size}@{location}"
@@ -94,6 +127,8 @@ def _judge_sizes(result: HealthResult, kind: str, types: list, previous: dict[st
                 result.flag(
                     HealthStatus.DEGRADED, f"price of {key} changed {previous[key]} -> {price}"
                 )
+    if len(result.unavailable_sizes) == len(needed):
+        result.flag(HealthStatus.CRITICAL, "none of the server sizes the catalogue needs")
 
 
 def _judge_locations(result: HealthResult, kind: str, available: set[str]) -> None:
@@ -125,11 +160,11 @@ def providers_health_sweep(
     build = adapter_for or (lambda kind: get_provider(kind))
     previous = {row.pk: _last_prices(row) for row in rows}
     pool = ThreadPoolExecutor(max_workers=max(len(rows), 1), thread_name_prefix="health")
+    deadline = time.monotonic() + timeout
     futures = {
-        row.pk: pool.submit(provider_check, row.name, build(row.kind), previous[row.pk])
+        row.pk: pool.submit(provider_check, row.name, build(row.kind), previous[row.pk], deadline)
         for row in rows
     }
-    deadline = time.monotonic() + timeout
     results = []
     for row in rows:
         try:
@@ -160,8 +195,11 @@ def _store(rows: list[Provider], results: list[HealthResult]) -> None:
                 prices=result.prices,
                 latency_ms=result.latency_ms,
             )
+            learnt = {}
+            if result.unavailable_sizes is not None:  # else the last known sizes stand
+                learnt["unavailable_sizes"] = result.unavailable_sizes
             Provider.objects.filter(pk=row.pk).update(
-                health_status=result.status, last_checked_at=now
+                health_status=result.status, last_checked_at=now, **learnt
             )
         cutoff = now - timedelta(days=settings.PROVIDER_HEALTH_HISTORY_DAYS)
         ProviderHealthCheck.objects.filter(checked_at__lt=cutoff).delete()

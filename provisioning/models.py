@@ -27,6 +27,9 @@ class Provider(models.Model):
         max_length=10, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN
     )
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    # Server types the catalogue uses that the last health sweep found missing here: only the
+    # bundles and tiers needing them are off sale at this provider (placement skips it for them).
+    unavailable_sizes = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -9,11 +9,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.catalog import region_locations, server_size
-from billing.models import Order
+from billing.catalog import catalog_data, region_locations, server_size
+from billing.models import Bundle, Order, Tier
 from dns.services import dns_records_delete, dns_records_upsert
-from documents.models import DocumentKind, EmailStatus
-from documents.services import document_kinds_for, document_path, document_render
+from documents.models import EmailStatus
+from documents.services import (
+    custom_domain,
+    document_attachments,
+    document_kinds_for,
+    document_render,
+)
 from provisioning.callbacks import job_callback_record, job_callback_token
 from provisioning.jobs import Done, Wait, Workflow, workflow_register
 from provisioning.models import Beacon, BeaconStatus, HealthStatus, Job, Provider
@@ -51,22 +56,58 @@ def region_provider_locations(region: str, kind: str) -> list[str]:
     return ([primary] if primary else []) + [location for location in extra if location != primary]
 
 
-def healthy_providers(region: str) -> list[Provider]:
-    """Enabled, configured, not-critical providers serving `region`, heaviest first."""
+SIZE_NUMBERS = (1, 2, 3, 4)
+
+
+def size_number(bundle: Bundle, tier: Tier) -> int:
+    """The catalogue's server size (1..4) for a bundle at a tier."""
+    return max(bundle.min_size, tier.number)
+
+
+def offers_size(provider: Provider, number: int) -> bool:
+    """Whether the provider had the server type for size `number` at its last health sweep."""
+    return server_size(provider.kind, number) not in provider.unavailable_sizes
+
+
+def _usable_providers() -> list[Provider]:
+    """Enabled, configured, not-critical providers, heaviest first (one query)."""
     providers_sync()
     rows = Provider.objects.filter(enabled=True, name__in=settings.PROVIDERS).exclude(
         health_status=HealthStatus.CRITICAL
     )
+    return sorted(rows, key=lambda row: (-row.weight, row.name))
+
+
+def healthy_providers(region: str, number: int | None = None) -> list[Provider]:
+    """Enabled, configured, not-critical providers serving `region`, heaviest first; with
+    `number`, only those offering that server size (a missing size takes only it off sale)."""
     return [
         provider
-        for provider in sorted(rows, key=lambda row: (-row.weight, row.name))
+        for provider in _usable_providers()
         if region_provider_locations(region, provider.kind)
+        and (number is None or offers_size(provider, number))
     ]
 
 
-def placement_order(region: str, first: Provider | None) -> list[tuple[Provider, str]]:
+def sizes_on_sale() -> dict[str, set[int]]:
+    """Region -> the server sizes (1..4) some healthy provider can place there now."""
+    providers = _usable_providers()
+    return {
+        region: {
+            number
+            for number in SIZE_NUMBERS
+            for provider in providers
+            if region_provider_locations(region, provider.kind) and offers_size(provider, number)
+        }
+        for region in sorted(catalog_data()["regions"])
+    }
+
+
+def placement_order(
+    region: str, first: Provider | None, number: int | None = None
+) -> list[tuple[Provider, str]]:
     """Every (provider, location) to try for `region`: `first`'s locations, then the others'."""
-    providers = healthy_providers(region)
+    providers = healthy_providers(region, number)
     if first is not None:
         providers.sort(key=lambda provider: provider.pk != first.pk)
     return [
@@ -77,7 +118,7 @@ def placement_order(region: str, first: Provider | None) -> list[tuple[Provider,
 
 
 def _place(beacon: Beacon, provider: Provider, location: str) -> str:
-    size = server_size(provider.kind, max(beacon.bundle.min_size, beacon.tier.number))
+    size = server_size(provider.kind, size_number(beacon.bundle, beacon.tier))
     Beacon.objects.filter(pk=beacon.pk).update(
         provider=provider, provider_location=location, server_size=size
     )
@@ -100,10 +141,11 @@ def step_choose_provider(job: Job) -> Done:
             },
             f"keeping {beacon.provider.name} in {beacon.provider_location}",
         )
-    candidates = healthy_providers(beacon.region)
+    number = size_number(beacon.bundle, beacon.tier)
+    candidates = healthy_providers(beacon.region, number)
     if not candidates:
         raise ProviderError(
-            f"no healthy provider serves region {beacon.region!r}",
+            f"no healthy provider offers size {number} in region {beacon.region!r}",
             transient=True,
             code="no_provider",
         )
@@ -126,7 +168,8 @@ def _next_placement(job: Job, beacon: Beacon, error: ProviderError) -> Wait:
     provider; fail when every placement has said no."""
     here = f"{beacon.provider.name}/{beacon.provider_location}"
     tried = [*job.checkpoint.get("placements_tried", []), here]
-    for provider, location in placement_order(beacon.region, beacon.provider):
+    number = size_number(beacon.bundle, beacon.tier)
+    for provider, location in placement_order(beacon.region, beacon.provider, number):
         if f"{provider.name}/{location}" not in tried:
             size = _place(beacon, provider, location)
             return Wait(
@@ -246,14 +289,16 @@ def step_wait_callback(job: Job) -> Done | Wait:
 
 
 def step_render_documents(job: Job) -> Done:
+    """Render the Beacon's PDFs (idempotent: a stored, unaltered file is kept)."""
     beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=job.beacon_id)
     kinds = [document_render(beacon=beacon, kind=kind).kind for kind in document_kinds_for(beacon)]
     return Done({"documents": kinds}, f"rendered {', '.join(kinds)}")
 
 
 def step_send_welcome(job: Job) -> Done | Wait:
+    """The welcome e-mail, once, with every document of the Beacon attached: the welcome card,
+    and the custom-domain guide when the order has a custom domain."""
     beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=job.beacon_id)
-    card = beacon.documents.get(kind=DocumentKind.WELCOME_CARD)
     message = email_send_once(
         key=f"welcome:{beacon.pk}",
         template="welcome",
@@ -264,12 +309,11 @@ def step_send_welcome(job: Job) -> Done | Wait:
             "bundle": beacon.bundle,
             "tier": beacon.tier,
             "url": f"https://{beacon.fqdn}",
+            "custom_domain": custom_domain(beacon),
         },
         beacon=beacon,
         order=beacon.order,
-        attachments=[
-            (f"{beacon.name}-welcome-card.pdf", document_path(card).read_bytes(), "application/pdf")
-        ],
+        attachments=document_attachments(beacon),
     )
     if message.status != EmailStatus.SENT:
         # Another worker is sending it, or one crashed mid-send: look again once that claim
@@ -367,6 +411,7 @@ def _operators_email(job: Job, beacon: Beacon, error: str, *, key: str) -> None:
         },
         beacon=beacon,
         order=beacon.order,
+        reply_to_support=False,
     )
 
 

@@ -12,7 +12,9 @@ DNS records under WOPR_BASE_DOMAIN, and reports:
 
 With `fix`, orphans seen for RECONCILE_ORPHAN_MIN_AGE_HOURS are deleted (age is counted from the
 first run that saw them: providers do not all say when a server was made) and zombies are sent
-back to work (provision retried, Beacon converged). Drift is for a human.
+back to work (Beacon converged). Drift is for a human, and so is a failed job: a failed
+provision waits for one staff decision (Retry job or Cancel job in the admin) and is reported,
+never restarted.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from django.utils import timezone
 from billing.models import Order, OrderStatus, StripeMode
 from dns.backends import get_dns_backend
 from dns.backends.base import Record
-from provisioning.jobs import job_retry
 from provisioning.lifecycle import beacon_desired_status, billing_desired_status
 from provisioning.models import (
     UNFINISHED_JOB_STATES,
@@ -51,8 +52,8 @@ logger = logging.getLogger(__name__)
 # Beacons whose server and records should exist.
 HOSTED = (BeaconStatus.ACTIVE, BeaconStatus.SUSPENDED, BeaconStatus.DECOMMISSIONING)
 GONE = (BeaconStatus.DECOMMISSIONED, BeaconStatus.FAILED)
-# Beacons a zombie fix can bring back: retry the failed job, or converge (resume).
-REVIVABLE = (BeaconStatus.FAILED, BeaconStatus.SUSPENDED, BeaconStatus.DECOMMISSIONING)
+# Beacons a zombie fix can bring back by converging (resume). A failed one waits for staff.
+REVIVABLE = (BeaconStatus.SUSPENDED, BeaconStatus.DECOMMISSIONING)
 
 
 @dataclass
@@ -260,11 +261,31 @@ def _zombie_findings(world: World) -> list[Finding]:
             continue
         if beacon_desired_status(beacon) != BeaconStatus.ACTIVE:
             findings.append(_zombie(order, f"Beacon {beacon.status}, held by staff", False))
+            continue
+        failed = _failed_job(beacon)
+        if failed is not None:
+            findings.append(_zombie(order, _waits_for_staff(beacon, failed), fixable=False))
         else:
             fixable = beacon.status in REVIVABLE
             findings.append(_zombie(order, f"Beacon {beacon.status}", fixable=fixable))
     findings += _stripe_only_subscriptions()
     return findings
+
+
+def _failed_job(beacon: Beacon) -> Job | None:
+    """The Beacon's latest job when it failed (or the Beacon is failed): that is for staff."""
+    latest = beacon.jobs.order_by("-created_at").first()
+    if beacon.status == BeaconStatus.FAILED or (latest and latest.state == JobState.FAILED):
+        return latest
+    return None
+
+
+def _waits_for_staff(beacon: Beacon, job: Job | None) -> str:
+    """A failed job is never restarted here: every restart of a failed provision made another
+    server and another operators' e-mail, hour after hour. One staff decision (Retry job or
+    Cancel job in the admin) ends it; until then each run reports it and changes nothing."""
+    what = f"{job.kind} job {job.pk} failed" if job else "no job"
+    return f"Beacon {beacon.status}, {what}; waits for staff: retry or cancel it in the admin"
 
 
 def _zombie(order: Order, detail: str, fixable: bool) -> Finding:
@@ -359,16 +380,12 @@ def _repair(finding: Finding) -> str:
 
 
 def _zombie_repair(finding: Finding) -> str:
+    """Converge the Beacon (start the job billing asks for); a failed job is left to staff."""
     from provisioning.services import beacon_converge
 
     by_subscription = Q(order__stripe_subscription_id=finding.id)
     beacon = Beacon.objects.filter(by_subscription | Q(order__pk=_uuid(finding.id))).get()
-    latest = beacon.jobs.order_by("-created_at").first()
-    if beacon.status == BeaconStatus.FAILED or (
-        latest is not None and latest.state == JobState.FAILED
-    ):
-        if latest is None or not job_retry(job=latest):
-            raise ExternalError("no failed job to retry", transient=False)
-        return f"{latest.kind} job retried"
+    if _failed_job(beacon) is not None:  # failed since the finding was made
+        raise ExternalError(_waits_for_staff(beacon, _failed_job(beacon)), transient=False)
     outcome = beacon_converge(beacon_id=beacon.pk)
     return f"converged: {outcome}"

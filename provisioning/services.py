@@ -88,12 +88,10 @@ def beacon_converge_request(*, beacon_id: uuid.UUID | str) -> None:
     The mark is the safety net: the sweep converges every marked Beacon, so a lost task, or a
     Beacon busy with another job, is looked at again.
     """
-    from django_q.tasks import async_task
+    from wopr.lib.queue import task_enqueue_after_commit
 
     Beacon.objects.filter(pk=beacon_id).update(converge_requested_at=timezone.now())
-    transaction.on_commit(
-        lambda: async_task("provisioning.tasks.beacon_converge", str(beacon_id), group="jobs")
-    )
+    task_enqueue_after_commit("provisioning.tasks.beacon_converge", str(beacon_id), group="jobs")
 
 
 def beacon_converge(*, beacon_id: uuid.UUID | str, requested_by: object = None) -> str:

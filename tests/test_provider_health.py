@@ -79,11 +79,12 @@ def test_refused_credentials_are_critical():
     assert "credentials refused" in results[0].findings[0]
 
 
-def test_a_needed_size_gone_is_critical():
+def test_a_needed_size_gone_is_degraded_not_critical():
+    # Only the bundles and tiers needing it go off sale (tests/test_provider_sizes.py).
     results = providers_health_sweep(adapter_for=lambda kind: ScriptedFake(drop_size="cpx42"))
 
-    assert results[0].status == "critical"
-    assert "server size cpx42 is not offered" in results[0].findings
+    assert results[0].status == "degraded"
+    assert any("server size cpx42 is not offered" in f for f in results[0].findings)
 
 
 def test_a_provider_that_does_not_answer_in_time_is_critical():

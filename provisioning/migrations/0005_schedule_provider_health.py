@@ -4,15 +4,8 @@ from django.db import migrations
 
 
 def schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.update_or_create(
-        name="wopr-provider-health",
-        defaults={
-            "func": "provisioning.tasks.provider_health_sweep",
-            "schedule_type": "I",  # Schedule.MINUTES
-            "minutes": 15,
-            "repeats": -1,
-        },
-    )
+    """Nothing here any more: the schedule is written from its setting after every `migrate`
+    (provisioning.schedules), so it is declared once, and a changed setting takes effect."""
 
 
 def unschedule(apps, schema_editor):

@@ -110,10 +110,10 @@ def test_catalog_query_count_is_pinned(api, django_assert_max_num_queries):
     api.get(URL)  # the provider rows exist from here on
     with CaptureQueriesContext(connection) as queries:
         api.get(URL)
-    # bundles, their prices, tiers; then per region (3): provider sync (1 per configured
-    # provider) and the healthy providers.
-    assert len(queries) == 9
-    with django_assert_max_num_queries(9):
+    # provider sync (1 per configured provider) and the usable providers, once for every
+    # region and size; tiers (for each bundle's available regions); bundles, their prices; tiers.
+    assert len(queries) == 6
+    with django_assert_max_num_queries(6):
         api.get(URL)
 
 

@@ -20,7 +20,9 @@ from billing.simulation import checkout_completed_event
 from dns.backends.base import RecordSpec
 from dns.backends.fake import FakeDns
 from dns.models import FakeDnsRecord
+from documents.models import EmailMessage
 from provisioning.faults import fault_inject
+from provisioning.jobs import job_retry
 from provisioning.models import Beacon, FakeServer, ReconcileRun
 from provisioning.providers.base import ServerSpec
 from provisioning.providers.fake import FakeProvider
@@ -47,11 +49,12 @@ def plant_orphan_record() -> str:
 
 @pytest.fixture
 def zombie(buy):
-    """A paid subscription whose provisioning failed: no active Beacon, nothing under way."""
-    fault_inject("provider.create", "permanent")
+    """A paying subscription whose Beacon was left suspended (a resume that never started):
+    no active Beacon, nothing under way, nothing failed."""
     bought = buy("zomb1")
-    assert bought.beacon.status == "failed"
-    return bought
+    Beacon.objects.filter(pk=bought.beacon.pk).update(status="suspended")
+    FakeServer.objects.filter(pk=bought.beacon.provider_server_id).update(powered_on=False)
+    return bought.refresh()
 
 
 @pytest.fixture
@@ -106,7 +109,7 @@ def test_reconcile_finds_planted_orphans_and_a_zombie_and_fix_repairs_them(
     }
     assert FakeServer.objects.get(pk=server_id).deleted
     assert not FakeDnsRecord.objects.filter(pk=record_id).exists()
-    assert Beacon.objects.get(pk=zombie.beacon.pk).status == "active"  # provisioning retried
+    assert Beacon.objects.get(pk=zombie.beacon.pk).status == "active"  # resumed
 
     code, report = reconcile()
 
@@ -227,3 +230,57 @@ def test_bad_usage_exits_with_status_2():
 
     assert result.returncode == 2
     assert "--no-such-option" in result.stderr
+
+
+def test_reconcile_fix_never_restarts_a_failed_provision_it_waits_for_staff(
+    buy, reconcile, settings
+):
+    settings.RECONCILE_ORPHAN_MIN_AGE_HOURS = 0
+    # DNS refuses for good: a server is made, then compensation deletes it and tells operators.
+    fault_inject("dns.upsert", "permanent", times=100)
+    failed = buy("fail1").refresh()
+    assert failed.beacon.status == "failed"
+
+    def servers() -> list[FakeServer]:
+        mine = str(failed.beacon.pk)
+        return [s for s in FakeServer.objects.all() if s.labels.get("wopr-beacon") == mine]
+
+    operator_emails = EmailMessage.objects.filter(template="provisioning_failed_operators")
+    assert (len(servers()), operator_emails.count()) == (1, 1)
+    job = failed.beacon.jobs.get()
+
+    reports = [reconcile("--fix") for _ in range(3)]
+
+    assert failed.beacon.jobs.count() == 1  # no new job ...
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == ("failed", 0)  # ... and the failed one not restarted
+    assert len(servers()) == 1  # no new server
+    assert operator_emails.count() == 1  # no new e-mail
+    assert Beacon.objects.get(pk=failed.beacon.pk).status == "failed"
+    for code, report in reports:
+        assert code == 1  # a staff decision is still missing
+        assert report["fixed"] == 0
+        (finding,) = report["findings"]
+        assert (finding["kind"], finding["status"], finding["fixable"]) == (
+            "zombie",
+            "open",
+            False,
+        )
+        assert "waits for staff" in finding["detail"]
+    # Reported once per run, with the time it was first seen carried over.
+    assert len({report["findings"][0]["first_seen"] for _, report in reports}) == 1
+
+
+def test_after_staff_retry_a_failed_provision_is_no_longer_reported(
+    buy, reconcile, django_capture_on_commit_callbacks
+):
+    fault_inject("provider.create", "permanent")
+    failed = buy("fail2")
+    assert failed.beacon.status == "failed"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert job_retry(job=failed.beacon.jobs.get())
+    code, report = reconcile("--fix")
+
+    assert Beacon.objects.get(pk=failed.beacon.pk).status == "active"
+    assert (code, report["findings"]) == (0, [])

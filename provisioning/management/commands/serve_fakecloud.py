@@ -9,7 +9,9 @@ State lives in this process's memory and is gone when it stops.
 
 from __future__ import annotations
 
+import signal
 import time
+from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -32,6 +34,14 @@ class Command(BaseCommand):
             "--zone-name",
             default="beacons.localhost",
             help="the fake Cloudflare zone (WOPR_BASE_DOMAIN)",
+        )
+        # handle() always read this option but it was never declared (a KeyError at start).
+        parser.add_argument(
+            "--beacons",
+            type=float,
+            default=2.0,
+            help="a fake Beacon on every new server reports `complete` after this many "
+            "seconds; negative: no Beacons (servers stay uninstalled)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -57,6 +67,10 @@ class Command(BaseCommand):
             f"CLOUDFLARE_API_TOKEN={cloudflare.token} CLOUDFLARE_ZONE_ID={ZONE_ID}\n"
         )
         self.stdout.write("Ctrl-C stops them.")
+        # The banner is what the operator needs: out at once, also through a pipe or a log file.
+        self.stdout.flush()
+        # A service manager's TERM stops the fakes like Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             while True:
                 time.sleep(3600)
@@ -65,3 +79,8 @@ class Command(BaseCommand):
         finally:
             for server in servers:
                 server.shutdown()
+                server.server_close()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
