@@ -26,9 +26,17 @@ TEMPLATES: dict[str, str] = {
 }
 
 
+# The file name a customer sees for each kind, after the Beacon's name.
+ATTACHMENT_NAMES: dict[str, str] = {
+    DocumentKind.WELCOME_CARD: "welcome-card.pdf",
+    DocumentKind.CUSTOM_DOMAIN_GUIDE: "custom-domain-guide.pdf",
+}
+
+
 def support_email() -> str:
-    """The address customers are told to write to (SUPPORT_EMAIL, else OPERATORS_EMAIL)."""
-    return getattr(settings, "SUPPORT_EMAIL", "") or settings.OPERATORS_EMAIL
+    """The address customers are told to write to. Never OPERATORS_EMAIL: that is where the
+    operators' alerts go, not a mailbox customers are answered from."""
+    return settings.SUPPORT_EMAIL
 
 
 def document_kinds_for(beacon: Beacon) -> list[str]:
@@ -37,6 +45,18 @@ def document_kinds_for(beacon: Beacon) -> list[str]:
     if beacon.order.custom_domain:
         kinds.append(DocumentKind.CUSTOM_DOMAIN_GUIDE.value)
     return kinds
+
+
+def document_attachments(beacon: Beacon) -> list[tuple[str, bytes, str]]:
+    """The Beacon's documents as e-mail attachments (file name, bytes, MIME type), in
+    `document_kinds_for` order: the welcome card, and the custom-domain guide when the order
+    has a custom domain. Each is rendered first if its file is missing or altered."""
+    attachments = []
+    for kind in document_kinds_for(beacon):
+        document = document_render(beacon=beacon, kind=kind)
+        filename = f"{beacon.name}-{ATTACHMENT_NAMES[kind]}"
+        attachments.append((filename, document_path(document).read_bytes(), "application/pdf"))
+    return attachments
 
 
 def document_path(document: Document) -> Path:
@@ -152,9 +172,14 @@ def _context(beacon: Beacon, kind: str) -> dict[str, Any]:
     return context
 
 
+def custom_domain(beacon: Beacon) -> str:
+    """The order's custom domain as the guide names it (no trailing dot, lower case), or ""."""
+    return beacon.order.custom_domain.strip().rstrip(".").lower()
+
+
 def _domain_records(beacon: Beacon) -> dict[str, Any]:
     """The exact records a customer creates at their registrar for the order's custom domain."""
-    domain = beacon.order.custom_domain.strip().rstrip(".").lower()
+    domain = custom_domain(beacon)
     if not domain:
         raise ValueError(f"beacon {beacon.pk} has no custom domain")
     if not beacon.ipv4:

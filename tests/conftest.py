@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+
 import pytest
 from django.conf import settings as django_settings
 from django_q.conf import Conf
+
+from tests.loopback import redis_server
 
 # django-q2 reads its settings once at import; run every enqueued task inline in the tests.
 Conf.SYNC = True
@@ -22,6 +27,20 @@ def _fast_fakes(settings, tmp_path):
     settings.PROVIDERS = ["fake"]
     settings.DNS_BACKEND = "fake"
     settings.WOPR_BASE_DOMAIN = "beacons.test"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The URL of a Redis server this test starts for itself on a free port (and stops)."""
+    with redis_server() as url:
+        yield url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the vendor mock servers this session started; ones already running stay up."""
+    vendor_spec = sys.modules.get("tests.vendor_spec")
+    if vendor_spec is not None:  # None: nothing imported it, so nothing was started
+        vendor_spec.mocks_stop_started()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import httpx
+import pytest
 from django.db import connection
 
 T = TypeVar("T")
@@ -30,6 +35,31 @@ def listening(host: str, port: int) -> bool:
 
 def redis_answers() -> bool:
     return listening("127.0.0.1", 6379)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A Redis of the test's own on a free loopback port, without persistence, stopped on exit;
+    yields its URL. Tests never flush (or write unprefixed keys to) a Redis they did not start:
+    the one on 6379 is shared."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs redis-server (apt-get install redis-server)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="wopr-test-redis-") as directory:
+        command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+        command += ["--appendonly", "no", "--dir", directory]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening("127.0.0.1", port), 15, f"redis-server on port {port}")
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def database_url() -> str:

@@ -1,17 +1,22 @@
 """Validate an httpx request/response pair against a vendor's own OpenAPI document.
 
 The trimmed specs live beside the project in ../shared/specs/trimmed/ (public data, never copied
-into the repository); tests that need them skip when ../shared/ is absent (a user's clone).
+into the repository); tests that need them skip when ../shared/ is absent (a user's clone),
+and fail instead under CI=true, where a skip would hide that nothing was checked.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -26,8 +31,15 @@ TRIMMED = SHARED / "specs" / "trimmed"
 # The spec's own server URL path, which our base URL carries too (Prism ignores it).
 SERVER_PREFIX = {"hetzner": "/v1", "cloudflare": "/client/v4", "digitalocean": ""}
 
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+# Under CI=true ../shared/ is always there: a test that needs it runs (and fails without it).
 needs_shared = pytest.mark.skipif(
-    not TRIMMED.is_dir(), reason="../shared/ is absent (a user's clone): no vendor specs"
+    not TRIMMED.is_dir() and not _in_ci(),
+    reason="../shared/ is absent (a user's clone): no vendor specs",
 )
 
 
@@ -114,6 +126,21 @@ def spec_checked(
 
 
 MOCKS_SH = SHARED / "mocks" / "mocks.sh"
+STOP_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class StartedMock:
+    """A mock server process this test session started: its PID file and its command line,
+    which must still match before the process is stopped (PIDs are reused)."""
+
+    pidfile: Path
+    pid: int
+    cmdline: bytes
+
+
+# The mock servers `mock_server` started in this session; `mocks_stop_started` stops them.
+_STARTED: list[StartedMock] = []
 
 
 def _listening(url: str) -> bool:
@@ -121,13 +148,24 @@ def _listening(url: str) -> bool:
     return listening(parsed.host, parsed.port)
 
 
+def _unavailable(reason: str) -> NoReturn:
+    """Skip, saying why; under CI=true fail instead: there the mocks must run, and a skipped
+    contract test would hide that nothing was checked."""
+    if _in_ci():
+        pytest.fail(f"{reason} (CI=true: the contract tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
 def mock_server(url: str) -> str:
-    """The base URL of one of ../shared/mocks/' servers (Prism), starting them all once with
-    `mocks.sh start` when nothing listens there; skips, saying why, when that cannot work."""
+    """The base URL of one of ../shared/mocks/' servers (Prism, or the SMTP sink's API),
+    starting them with `mocks.sh start` when nothing listens there. The ones this starts are
+    stopped at the end of the session (`mocks_stop_started`). When that cannot work it skips,
+    saying why, or fails under CI=true."""
     if not MOCKS_SH.is_file():
-        pytest.skip("../shared/ is absent (a user's clone): no vendor mock servers")
+        _unavailable("../shared/ is absent (a user's clone): no vendor mock servers")
     if _listening(url):
         return url
+    before = _recorded_mocks()
     try:
         started = subprocess.run(
             ["bash", str(MOCKS_SH), "start"], capture_output=True, text=True, timeout=240
@@ -135,6 +173,68 @@ def mock_server(url: str) -> str:
         detail = (started.stdout + started.stderr)[-300:]
     except (OSError, subprocess.TimeoutExpired) as error:
         detail = str(error)
+    finally:
+        _remember_started(before)
     if not _listening(url):
-        pytest.skip(f"the mock on {url} does not answer after `mocks.sh start`: {detail}")
+        _unavailable(f"the mock on {url} does not answer after `mocks.sh start`: {detail}")
     return url
+
+
+def _mocks_dir() -> Path:
+    """Where mocks.sh records its PIDs (it reads MOCKS_DIR from the environment too)."""
+    return Path(os.environ.get("MOCKS_DIR") or "/tmp/wopr-mocks")
+
+
+def _cmdline(pid: int) -> bytes:
+    """The process's command line; empty once it has exited (or is a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _recorded_mocks() -> dict[Path, StartedMock]:
+    """Every live process recorded in a PID file of mocks.sh, by PID file."""
+    found = {}
+    for pidfile in sorted(_mocks_dir().glob("*.pid")):
+        text = pidfile.read_text().strip() if pidfile.is_file() else ""
+        cmdline = _cmdline(int(text)) if text.isdigit() else b""
+        if cmdline:
+            found[pidfile] = StartedMock(pidfile=pidfile, pid=int(text), cmdline=cmdline)
+    return found
+
+
+def _remember_started(before: dict[Path, StartedMock]) -> None:
+    """Record the mock processes that appeared since `before` as started by this session."""
+    for pidfile, mock in _recorded_mocks().items():
+        if before.get(pidfile) != mock and mock not in _STARTED:
+            _STARTED.append(mock)
+
+
+def mocks_stop_started() -> list[int]:
+    """Stop the mock servers this session started (TERM, a bounded wait, then KILL) and remove
+    their PID files; the ones that were running before (.ci/run's, a developer's) are left
+    alone. Returns the PIDs stopped."""
+    stopped = []
+    while _STARTED:
+        mock = _STARTED.pop()
+        if _cmdline(mock.pid) != mock.cmdline:
+            continue  # it exited, or its PID now belongs to another process
+        _stop(mock.pid)
+        stopped.append(mock.pid)
+        if mock.pidfile.is_file() and mock.pidfile.read_text().strip() == str(mock.pid):
+            mock.pidfile.unlink(missing_ok=True)
+    return stopped
+
+
+def _stop(pid: int) -> None:
+    """TERM, up to STOP_TIMEOUT_SECONDS for it to exit, then KILL."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while _cmdline(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _cmdline(pid):
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -49,8 +49,13 @@ def email_send_once(
     beacon: Beacon | None = None,
     order: Order | None = None,
     attachments: Sequence[tuple[str, bytes, str]] = (),
+    reply_to_support: bool = True,
 ) -> EmailMessage:
     """Send templates/emails/<template>.{subject.txt,txt,html} to `to`, once per `key`.
+
+    Every template sees `support_email` (SUPPORT_EMAIL). A customer's reply goes to support:
+    messages carry Reply-To SUPPORT_EMAIL unless `reply_to_support` is False (the operators'
+    alerts, whose readers are the staff themselves).
 
     Returns the row untouched when it was already sent or another worker holds the claim.
     On a delivery failure the row is marked failed and ExternalError(transient=True) is raised,
@@ -64,12 +69,15 @@ def email_send_once(
         return message
 
     # Render before claiming: a template error is a bug, not a delivery failure to retry.
-    subject, text, html = _render(template, context)
+    subject, text, html = _render(template, {"support_email": settings.SUPPORT_EMAIL, **context})
     if not _claim(message, subject):
         message.refresh_from_db()
         return message
 
-    email = _build(subject=subject, text=text, html=html, to=to, attachments=attachments)
+    reply_to = [settings.SUPPORT_EMAIL] if reply_to_support else []
+    email = _build(
+        subject=subject, text=text, html=html, to=to, reply_to=reply_to, attachments=attachments
+    )
     try:
         if email.send(fail_silently=False) != 1:
             raise RuntimeError("the mail backend accepted no message")
@@ -130,15 +138,22 @@ def _render_plain(name: str, context: dict[str, Any]) -> str:
 
 
 def _build(
-    *, subject: str, text: str, html: str, to: str, attachments: Sequence[tuple[str, bytes, str]]
+    *,
+    subject: str,
+    text: str,
+    html: str,
+    to: str,
+    reply_to: list[str],
+    attachments: Sequence[tuple[str, bytes, str]],
 ) -> EmailMultiAlternatives:
-    """The message with text and HTML parts, our own Message-ID and the attachments."""
+    """The message with text and HTML parts, our own Message-ID, Reply-To and the attachments."""
     sender_domain = parseaddr(settings.EMAIL_FROM)[1].rpartition("@")[2] or "localhost"
     email = EmailMultiAlternatives(
         subject=subject,
         body=text,
         from_email=settings.EMAIL_FROM,
         to=[to],
+        reply_to=reply_to,
         headers={"Message-ID": make_msgid(domain=sender_domain)},
     )
     email.attach_alternative(html, "text/html")
