@@ -5,10 +5,11 @@ Each message names the variable to set and never shows a value.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from wopr.lib.emails import NON_DELIVERING_EMAIL_BACKENDS
@@ -92,6 +93,75 @@ def check_known_backends(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return errors
 
 
+# --- Issue 9: Stripe credential formats and backend credentials ------------------------------
+
+STRIPE_CREDENTIAL_FORMATS = {
+    "STRIPE_TEST_SECRET_KEY": (
+        re.compile(r"(?:sk|rk)_test_[A-Za-z0-9_]+"),
+        "sk_test_… or rk_test_…",
+    ),
+    "STRIPE_LIVE_SECRET_KEY": (
+        re.compile(r"(?:sk|rk)_live_[A-Za-z0-9_]+"),
+        "sk_live_… or rk_live_…",
+    ),
+    "STRIPE_TEST_WEBHOOK_SECRET": (re.compile(r"whsec_[A-Za-z0-9_+/=-]+"), "whsec_…"),
+    "STRIPE_LIVE_WEBHOOK_SECRET": (re.compile(r"whsec_[A-Za-z0-9_+/=-]+"), "whsec_…"),
+}
+
+
+def _serious_unless_debug(message: str, *, error_id: str, warning_id: str) -> CheckMessage:
+    """An Error when DEBUG is off (the start stops), a Warning in development."""
+    if settings.DEBUG:
+        return Warning(message, id=warning_id)
+    return Error(message, id=error_id)
+
+
+@register("wopr")
+def check_stripe_credential_formats(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A Stripe key or webhook secret that is set but malformed (a stray "\\r", quotes, the other
+    mode's key) names its variable and never its value: vendors quote a bad key in full."""
+    problems: list[CheckMessage] = []
+    for name, (pattern, expected) in STRIPE_CREDENTIAL_FORMATS.items():
+        value = getattr(settings, name, "") or ""
+        if value and not pattern.fullmatch(value):
+            message = (
+                f"{name} is malformed: expected {expected} with no spaces, quotes or line breaks "
+                "(a trailing newline or carriage return is a common cause); the value is not shown."
+            )
+            problems.append(
+                _serious_unless_debug(message, error_id="wopr.E007", warning_id="wopr.W007")
+            )
+    return problems
+
+
+def backend_credentials_missing() -> list[tuple[str, str]]:
+    """(variable, backend) for every enabled provider or DNS backend whose credential is unset."""
+    needed = [
+        ("HETZNER_API_TOKEN", "hetzner", "hetzner" in settings.PROVIDERS),
+        ("DIGITALOCEAN_API_TOKEN", "digitalocean", "digitalocean" in settings.PROVIDERS),
+        ("CLOUDFLARE_API_TOKEN", "cloudflare", settings.DNS_BACKEND == "cloudflare"),
+        ("CLOUDFLARE_ZONE_ID", "cloudflare", settings.DNS_BACKEND == "cloudflare"),
+    ]
+    return [(name, backend) for name, backend, enabled in needed if enabled and _missing(name)]
+
+
+@register("wopr")
+def check_backend_credentials_in_development(
+    app_configs: Any = None, **kwargs: Any
+) -> list[Warning]:
+    """In DEBUG, a real backend without its credential starts but fails on its first request:
+    warn, naming the variable (without DEBUG, check_production_configuration stops the start)."""
+    if not settings.DEBUG:
+        return []
+    return [
+        Warning(
+            f"{name} is not set, but {backend} is enabled; its requests will fail until it is.",
+            id="wopr.W008",
+        )
+        for name, backend in backend_credentials_missing()
+    ]
+
+
 def embedded_defaults_in_use() -> list[str]:
     """Which parts run on the embedded defaults, for the start-up log (names, never values)."""
     parts = []
@@ -106,3 +176,21 @@ def embedded_defaults_in_use() -> list[str]:
     if settings.EMAIL_BACKEND in NON_DELIVERING_EMAIL_BACKENDS:
         parts.append("e-mail to the console (not delivered)")
     return parts
+
+
+@register("wopr")
+def check_default_region(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """DEFAULT_REGION, when set, is one of the catalogue's regions (in any mode): a paid session
+    without a region would otherwise be placed nowhere."""
+    from billing.catalog import catalog_data
+
+    regions = sorted(catalog_data()["regions"])
+    if not settings.DEFAULT_REGION or settings.DEFAULT_REGION in regions:
+        return []
+    return [
+        Error(
+            f"DEFAULT_REGION is not a region of the catalogue; use one of: {', '.join(regions)} "
+            "(or leave it empty to flag sessions without a region for staff).",
+            id="wopr.E060",
+        )
+    ]

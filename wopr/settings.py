@@ -8,15 +8,19 @@ broker, the fake provider and DNS backends and console e-mail. Every variable is
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 
 from wopr.devsecrets import dev_secret
+from wopr.envfile import env_file_read
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# A developer's .env (issue 9), under the environment; never under pytest (wopr.envfile).
+env_file_read(BASE_DIR)
 
 DEBUG = env.bool("DEBUG", default=True)
 # A generated key kept in var/ for the embedded first run; wopr.checks refuses it without DEBUG.
@@ -146,7 +150,7 @@ JOB_CALLBACK_DEADLINE_SECONDS = env.int("JOB_CALLBACK_DEADLINE_SECONDS", default
 JOB_SWEEP_MINUTES = env.int("JOB_SWEEP_MINUTES", default=1)
 
 # Provider health sweep (`manage.py provider_health`; also the django-q2 schedule
-# "wopr-provider-health", every 15 minutes, editable in the admin).
+# "wopr-provider-health", every PROVIDER_HEALTH_SWEEP_MINUTES).
 PROVIDER_HEALTH_TIMEOUT_SECONDS = env.float("PROVIDER_HEALTH_TIMEOUT_SECONDS", default=10.0)
 PROVIDER_HEALTH_HISTORY_DAYS = env.int("PROVIDER_HEALTH_HISTORY_DAYS", default=30)
 
@@ -288,8 +292,7 @@ STOREFRONT_SUCCESS_URL = env.str(
 STOREFRONT_CANCEL_URL = env.str(
     "STOREFRONT_CANCEL_URL", default=f"{WOPR_PUBLIC_URL.rstrip('/')}/api/v1/orders/{{ORDER_ID}}"
 )
-# How long GET /api/v1/orders/<id>/events keeps a stream open.
-ORDER_EVENTS_DEADLINE_SECONDS = env.float("ORDER_EVENTS_DEADLINE_SECONDS", default=120.0)
+# ORDER_EVENTS_*: see the block of issue 9 (serving) at the end.
 
 # Requests per client IP (DRF rate syntax: N/sec|min|hour|day): checkout, and every other
 # /api/v1/ endpoint. The client IP is REMOTE_ADDR unless that is a trusted proxy (addresses or
@@ -297,19 +300,7 @@ ORDER_EVENTS_DEADLINE_SECONDS = env.float("ORDER_EVENTS_DEADLINE_SECONDS", defau
 THROTTLE_CHECKOUT = env.str("THROTTLE_CHECKOUT", default="10/min")
 THROTTLE_DEFAULT = env.str("THROTTLE_DEFAULT", default="120/min")
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
-# Throttle counters: shared by every web worker through Redis when REDIS_URL is set.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "api": (
-        {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "wopr-api",
-        }
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wopr-api"}
-    ),
-}
+# CACHES: see the block of issue 9 (serving) at the end.
 # --- end of Storefront API (issue 4) ---
 
 # --- Subscription lifecycle (issue 5) ---------------------------------------------------------
@@ -335,3 +326,172 @@ HEALTH_WORKER_STALE_SECONDS = env.int(
     "HEALTH_WORKER_STALE_SECONDS", default=120 * JOB_SWEEP_MINUTES + 60
 )
 # --- end of Deployment (issue 6) ---
+
+# --- Issue 9: customer documents and e-mail ---
+# The address customers are told to write to: in the PDFs, in the e-mails and as the Reply-To of
+# every customer e-mail. Never OPERATORS_EMAIL (that is where alerts go). A start with DEBUG off
+# warns while it is the embedded default.
+SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@localhost")
+# Paper size of the PDFs: `A4` or `Letter` (a system check refuses anything else).
+DOCUMENTS_PAGE_SIZE = env.str("DOCUMENTS_PAGE_SIZE", default="A4")
+# --- end of Issue 9: customer documents and e-mail ---
+
+# --- Issue 9: admin sign-in and HTTPS ---------------------------------------------------------
+# The admin site is ours (wopr.admin_site): it asks staff for a TOTP code when ADMIN_REQUIRE_OTP
+# is on. Lockouts (django-axes), second factors (django-otp), a content security policy
+# (django-csp) and the API docs' packaged Redoc (drf-spectacular-sidecar).
+INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "wopr.admin_config.WoprAdminConfig"
+INSTALLED_APPS += [
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
+    "drf_spectacular_sidecar",
+]
+# X-Forwarded-Proto counts only from a trusted proxy: dropped before SecurityMiddleware reads it.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware"),
+    "wopr.security.TrustedProxyHeaders",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out sign-in before the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Sign-in lockout: after ADMIN_LOGIN_FAILURE_LIMIT failures, the username is locked (whatever
+# address tries it: guessing spread over many addresses) and so is the address (whatever
+# username it tries: one address spraying many names), each for ADMIN_LOCKOUT_COOLOFF_SECONDS
+# after its last failure. Unknown usernames lock the same way, so a lockout says nothing about
+# who exists. The client address is the API throttles' (REMOTE_ADDR, or X-Forwarded-For from a
+# TRUSTED_PROXIES proxy). Unlock early: `manage.py axes_reset_username <name>` / `axes_reset`.
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("ADMIN_LOCKOUT_COOLOFF_SECONDS", default=900))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "wopr.api_common.client_ip"
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+# Refused sign-ins during a lockout do not restart it: the cool-off ends on time for staff even
+# while someone keeps knocking (they get the same refusal either way).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Stored with each failed attempt (AccessAttempt.post_data): never the password or the code.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlewaretoken"]
+
+# Second factor: with ADMIN_REQUIRE_OTP on, only staff who signed in with a TOTP code from a
+# confirmed device reach the admin (enrol: `manage.py totp_enroll <username>`). Default: on
+# when DEBUG is off, so `make run` stays password-only.
+ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=not DEBUG)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="WOPR control plane")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the device admin never shows a TOTP key
+
+# HTTPS: Caddy terminates TLS and sets X-Forwarded-Proto. Everything but /api/health (the
+# container's HEALTHCHECK and Caddy's probe speak plain http inside) is redirected to https.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    # Preloading is a decision for the owner of the registrable domain (the control plane runs
+    # on a subdomain); without it the check would warn on every deployment.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+
+# Content security policy: scripts only from this origin. Inline styles and blob: workers are
+# allowed because Redoc (/api/docs/) builds its styles and search worker that way; the admin
+# sets inline style attributes too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+SPECTACULAR_SETTINGS["REDOC_DIST"] = "SIDECAR"  # packaged Redoc, served from STATIC_URL
+# --- end of Issue 9: admin sign-in and HTTPS ---
+
+# --- Issue 9: serving ----------------------------------------------------------------------------
+# Shared state of the web processes: throttle counters and the open-stream slots (wopr.slots)
+# live in the `api` cache, which every process and replica must share: Redis when REDIS_URL is
+# set, the database otherwise (its table is made by `createcachetable`, which `make run`, the
+# container's migration step and the test database creation run; it is idempotent).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "wopr-api",
+        }
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "wopr_cache",
+            # Culling past MAX_ENTRIES would drop live throttle and stream slots: keep it far
+            # above what the throttles can hold (expired rows are deleted as they are read).
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+        }
+    ),
+}
+
+# gunicorn (gunicorn.conf.py) reads the same two variables: threads per web process, and the
+# seconds after which a silent worker is restarted.
+WEB_THREADS = env.int("WEB_THREADS", default=32)
+GUNICORN_TIMEOUT = env.int("GUNICORN_TIMEOUT", default=60)
+# GET /api/v1/orders/<id>/events: each stream ends after this many seconds (the client then
+# reconnects with Last-Event-ID), always at least 10 s below the worker timeout.
+ORDER_EVENTS_DEADLINE_SECONDS = min(
+    env.float("ORDER_EVENTS_DEADLINE_SECONDS", default=45.0), max(GUNICORN_TIMEOUT - 10, 5)
+)
+# Open streams: per web process (below its thread count, so health, admin and webhooks always
+# find a thread: by default a quarter of the threads, at least 2, stay free), per client
+# address, and in total over every process and replica. Beyond: 503, 429, 503 (Retry-After).
+ORDER_EVENTS_MAX_PER_PROCESS = env.int(
+    "ORDER_EVENTS_MAX_PER_PROCESS", default=max(1, WEB_THREADS - max(2, WEB_THREADS // 4))
+)
+ORDER_EVENTS_MAX_PER_CLIENT = env.int("ORDER_EVENTS_MAX_PER_CLIENT", default=4)
+ORDER_EVENTS_MAX_OPEN = env.int("ORDER_EVENTS_MAX_OPEN", default=200)
+# --- end of Issue 9: serving ---
+
+# --- Issue 9: Stripe webhooks, secrets, input -------------------------------------------------
+# dj-stripe's own webhook route (/stripe/webhook/<uuid>/, for endpoints made in dj-stripe's
+# admin) is not mounted unless this asks for it; it then checks signatures and `livemode` like
+# /api/webhook/stripe before storing anything.
+STRIPE_DJSTRIPE_WEBHOOK_ROUTE = env.bool("STRIPE_DJSTRIPE_WEBHOOK_ROUTE", default=False)
+# Every log record reaching the console has configured secrets (and Stripe-shaped keys) redacted.
+LOGGING.setdefault("filters", {})["redact"] = {"()": "wopr.lib.redact.RedactingFilter"}
+LOGGING["handlers"]["console"].setdefault("filters", []).append("redact")
+# --- end of Issue 9: Stripe webhooks, secrets, input ---
+
+# --- Issue 9: customers and checkout ---------------------------------------------------------
+# The region of a paid session whose metadata names a bundle and tier but no region (a session
+# made outside the storefront, SPEC §3). Must be one of the catalogue's regions (system check
+# wopr.E060); empty: such sessions are flagged for staff instead.
+DEFAULT_REGION = env.str("DEFAULT_REGION", default="eu-central").strip()
+# --- end of Issue 9: customers and checkout ---
+
+# --- Issue 9: schedules, provider health, placement --------------------------------------------
+# Minutes between runs of the periodic django-q2 schedules (provisioning/schedules.py writes
+# them from these settings after every `migrate`, i.e. at each start; settings win over edits
+# made in the admin). JOB_SWEEP_MINUTES (above) is the job sweep; 0 switches these two off.
+PROVIDER_HEALTH_SWEEP_MINUTES = env.int("PROVIDER_HEALTH_SWEEP_MINUTES", default=15)
+RECONCILE_SWEEP_MINUTES = env.int("RECONCILE_SWEEP_MINUTES", default=60)
+# --- end of Issue 9: schedules, provider health, placement ---

@@ -1,6 +1,7 @@
 """URL map: admin, health, the Stripe webhook (ours and dj-stripe's own), the storefront API
 (/api/v1/), its OpenAPI schema (/api/schema/) and documentation page (/api/docs/)."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
@@ -9,10 +10,10 @@ from billing.api import (
     BeaconNameView,
     CatalogView,
     CheckoutView,
-    OrderEventsView,
     OrderStatusView,
 )
-from billing.webhooks import StripeWebhookView
+from billing.order_events import OrderEventsView
+from billing.webhooks import DjstripeEndpointWebhookView, StripeWebhookView
 from provisioning.api import BeaconCallbackView
 from wopr.api import HealthView
 
@@ -36,8 +37,19 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
-    path("stripe/", include("djstripe.urls", namespace="djstripe")),
 ]
+
+# dj-stripe's own route, only when asked for (endpoints made in dj-stripe's admin); it runs the
+# same checks as ours before storing anything. Its name is the one dj-stripe's admin reverses.
+if settings.STRIPE_DJSTRIPE_WEBHOOK_ROUTE:
+    djstripe_routes = [
+        path(
+            "webhook/<uuid:uuid>/",
+            DjstripeEndpointWebhookView.as_view(),
+            name="djstripe_webhook_by_uuid",
+        )
+    ]
+    urlpatterns.append(path("stripe/", include((djstripe_routes, "djstripe"))))
 
 # Under /api/ even Django's own 404 and 500 answer with the API's error body.
 handler404 = "wopr.api_common.json_not_found"
