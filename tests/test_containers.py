@@ -202,6 +202,7 @@ def test_readme_volumes_and_variables_match_the_files():
     # The scripts' own knobs (tests and unusual set-ups) and Containerfile instructions.
     internal = {"APP_DIR", "PYTHON", "WOPR_BIND", "WOPR_UPSTREAM_HOST", "WOPR_UPSTREAM_PORT"}
     internal |= {"HEALTH_WAIT_SECONDS", "CADDY_ADMIN", "HEALTHCHECK", "COPY"}
+    internal |= {"BASE_IMAGE"}  # the Containerfile's build argument (stack-test.sh)
     assert named - documented - internal == set()
 
 
@@ -663,6 +664,11 @@ def test_podman_compose_starts_the_stack_the_readme_describes(tmp_path):
     assert "-p 80:80 -p 443:443" in creates["wopr_caddy_1"]
     assert "/containers/Caddyfile:/etc/caddy/Caddyfile" in creates["wopr_caddy_1"]
     assert "-e WOPR_UPSTREAM_HOST=orc" in creates["wopr_caddy_1"]
+    # The web replicas trust exactly the stack's network, where Caddy connects from (the last
+    # -e wins: compose's `environment` over the env file's value for the quadlets).
+    for name in ("wopr_orc_1", "wopr_orc_2"):
+        trusted = re.findall(r"-e TRUSTED_PROXIES=(\S+)", creates[name])
+        assert trusted[-1] == "10.89.77.0/24"
 
 
 # --- deploy.sh --------------------------------------------------------------------------------
@@ -728,10 +734,17 @@ def test_deploy_installs_units_and_env_file_then_starts_the_services(host):
     result, calls = host.deploy()
 
     assert result.returncode == 0, result.stdout + result.stderr
+    # Quadlet translates only .container (.volume, .network, .kube) files from its directory;
+    # the timer is an ordinary unit and goes where systemd reads those.
     installed = host.root / "etc/containers/systemd"
     assert sorted(path.name for path in installed.iterdir()) == sorted(
-        path.name for path in SYSTEMD.iterdir()
+        path.name for path in SYSTEMD.glob("*.container")
     )
+    timers = host.root / "etc/systemd/system"
+    assert sorted(path.name for path in timers.iterdir()) == ["wopr-provider-health.timer"]
+    assert (timers / "wopr-provider-health.timer").read_bytes() == (
+        SYSTEMD / "wopr-provider-health.timer"
+    ).read_bytes()
     env_file = host.root / "etc/wopr/orchestrator.env"
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert "podman pull --quiet " + IMAGE in calls
@@ -753,6 +766,20 @@ def test_deploy_again_changes_nothing_and_restarts_nothing(host):
     assert "systemctl daemon-reload" not in calls
     assert not any(call.startswith("systemctl restart") for call in calls)
     assert "systemctl start wopr-orc.service wopr-worker.service" in calls
+
+
+def test_deploy_moves_a_timer_an_earlier_version_left_among_the_quadlets(host):
+    stale = host.root / "etc/containers/systemd/wopr-provider-health.timer"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("[Timer]\nOnCalendar=*:0/15\n")
+
+    result, calls = host.deploy()
+
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists()
+    assert (host.root / "etc/systemd/system/wopr-provider-health.timer").is_file()
+    assert "systemctl daemon-reload" in calls
+    assert "systemctl enable --now wopr-provider-health.timer" in calls
 
 
 def test_deploy_checks_everything_before_changing_anything(host):
@@ -794,6 +821,10 @@ def test_deploy_dry_run_changes_nothing(host):
 
     assert result.returncode == 0, result.stderr
     assert "would install" in result.stdout
+    root = host.root
+    assert f"would install {root}/etc/systemd/system/wopr-provider-health.timer" in result.stdout
+    assert f"would install {root}/etc/containers/systemd/wopr-orc.container" in result.stdout
+    assert "etc/containers/systemd/wopr-provider-health.timer" not in result.stdout
     assert not host.root.exists()
     assert not any(call.startswith(("systemctl", "podman pull")) for call in calls)
 
@@ -819,7 +850,10 @@ def test_containerfile_builds_a_slim_non_root_image_serving_8001_with_a_healthch
     for keyword, rest in instructions:
         by_keyword.setdefault(keyword, []).append(rest)
 
-    assert by_keyword["FROM"] == ["docker.io/library/python:3.11-slim-bookworm"]
+    # The base is a build argument; the official Python slim image unless one is given.
+    assert by_keyword["ARG"][0] == "BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm"
+    assert keywords[0] == "ARG"
+    assert by_keyword["FROM"] == ["${BASE_IMAGE}"]
     assert by_keyword["USER"] == ["wopr"]
     assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k == "RUN")
     assert by_keyword["EXPOSE"] == ["8001"]

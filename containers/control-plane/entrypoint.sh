@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Entrypoint of the WOPR control-plane image.
 #
-#   entrypoint.sh web              gunicorn on 0.0.0.0:8001 (the default command)
+#   entrypoint.sh web              gunicorn on 0.0.0.0:8001 (the default command), configured
+#                                  by gunicorn.conf.py as `make run` is
 #   entrypoint.sh worker           the django-q2 cluster (manage.py qcluster)
 #   entrypoint.sh provider-health  one provider health sweep (manage.py provider_health), then exit
 #   entrypoint.sh migrate          apply the migrations (under the lock), then exit
@@ -11,6 +12,9 @@
 # never shown. web and worker then wait for the database (WAIT_FOR_DB_TIMEOUT seconds, default
 # 60) and apply the migrations under a PostgreSQL advisory lock, so replicas starting together
 # migrate once (WOPR_MIGRATE=false skips that). provider-health waits for the database only.
+# web and worker `exec` their server, which so becomes PID 1 and gets the container's SIGTERM:
+# gunicorn stops within GUNICORN_GRACEFUL_TIMEOUT, qcluster once its running tasks end (at most
+# the task timeout); the units give both longer than that before SIGKILL (StopTimeout=).
 # Exit status 78 (EX_CONFIG) means the configuration is wrong: the units do not restart on it.
 set -euo pipefail
 
@@ -72,14 +76,10 @@ main() {
     web)
       wait_for_database
       migrate
-      exec gunicorn wopr.wsgi:application \
-        --bind "${WOPR_BIND:-0.0.0.0:8001}" \
-        --workers "${WEB_CONCURRENCY:-3}" \
-        --timeout "${GUNICORN_TIMEOUT:-60}" \
-        --graceful-timeout 30 \
-        --access-logfile - \
-        --no-control-socket \
-        "$@"
+      # gunicorn.conf.py is the one description of the server (threads, timeouts, the env
+      # knobs WEB_CONCURRENCY, WEB_THREADS, GUNICORN_TIMEOUT); only the address differs here.
+      export WOPR_BIND="${WOPR_BIND:-0.0.0.0:8001}"
+      exec gunicorn -c "$APP_DIR/gunicorn.conf.py" wopr.wsgi:application "$@"
       ;;
     worker)
       wait_for_database
