@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -54,12 +55,17 @@ def redis_server() -> Iterator[str]:
             wait_until(lambda: listening("127.0.0.1", port), 15, f"redis-server on port {port}")
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process_stop(process, timeout=10)
+
+
+def process_stop(process: subprocess.Popen, *, timeout: float, sig: int = signal.SIGTERM) -> None:
+    """Ask a process the test started to stop (`sig`), wait up to `timeout`, then kill it."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def database_url() -> str:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.loopback import answers, free_port, wait_until
+from tests.loopback import answers, free_port, process_stop, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -54,10 +53,5 @@ def running_web(
         assert process.poll() is None, log.read_text()[-3000:]
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process_stop(process, timeout=20)
         print(f"--- {log.name}\n{log.read_text()[-3000:]}")

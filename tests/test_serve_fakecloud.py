@@ -15,7 +15,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.loopback import free_port, wait_until
+from tests.loopback import free_port, process_stop, wait_until
 
 pytestmark = pytest.mark.processes
 
@@ -36,12 +36,7 @@ def fakecloud(tmp_path: Path) -> Iterator[tuple[dict[str, int], Path, subprocess
         yield ports, log, process
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process_stop(process, timeout=15, sig=signal.SIGINT)
 
 
 def exported(log: Path) -> dict[str, str]:
