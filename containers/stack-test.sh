@@ -204,6 +204,7 @@ run_caddy() {
 run_helpers() {
   podman run -d --name "$PREFIX-fakecloud" --label "wopr-stack=$PREFIX" --network host "${LIMITS[@]}" \
     --health-cmd none --env-file "$ENV_FILE" -v "$WORK/caddy-root.crt:/run/caddy-root.crt:ro" \
+    -v "$ROOT/fakes:/app/fakes:ro" \
     "$IMAGE" python manage.py serve_fakecloud --beacons 2 --hetzner-port "$HETZNER_PORT" \
     --digitalocean-port "$DIGITALOCEAN_PORT" --cloudflare-port "$CLOUDFLARE_PORT"
   # The fakes' tokens and zone, as serve_fakecloud prints them for the operator.

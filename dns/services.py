@@ -1,63 +1,79 @@
-"""Publishing and removing a Beacon's DNS records."""
+"""Publishing and removing a Beacon's DNS records.
+
+`dns` sits below `provisioning`: these services take the Beacon as anything with its `pk`,
+`fqdn` and addresses (a `BeaconAddresses`), and never import provisioning.
+"""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from django.db import transaction
 
-from dns.backends import get_dns_backend
-from dns.backends.base import RecordSpec
 from dns.models import DnsRecord, DnsRecordStatus
-from provisioning.models import Beacon
+from integrations.dns.base import DnsBackend, Record, RecordSpec
 
 TTL = 300
+ADDRESS_TYPES = ("A", "AAAA")
 
 
-def beacon_record_specs(beacon: Beacon) -> list[RecordSpec]:
+class BeaconAddresses(Protocol):
+    """What DNS needs of a Beacon (provisioning.models.Beacon has it)."""
+
+    pk: int
+    fqdn: str
+    ipv4: str | None
+    ipv6: str
+
+
+def beacon_names(beacon: BeaconAddresses) -> tuple[str, str]:
+    """The Beacon's names: its fqdn and the wildcard below it."""
+    return beacon.fqdn, f"*.{beacon.fqdn}"
+
+
+def beacon_record_specs(beacon: BeaconAddresses) -> list[RecordSpec]:
     """A and AAAA for the fqdn and its wildcard (AAAA only when the server has IPv6)."""
     specs = []
-    for name in (beacon.fqdn, f"*.{beacon.fqdn}"):
+    for name in beacon_names(beacon):
         specs.append(RecordSpec("A", name, str(beacon.ipv4), TTL, False))
         if beacon.ipv6:
             specs.append(RecordSpec("AAAA", name, beacon.ipv6, TTL, False))
     return specs
 
 
-def dns_records_upsert(*, beacon: Beacon) -> list[DnsRecord]:
-    """Make the Beacon's records exist with the right content; safe to repeat."""
+def dns_records_upsert(*, beacon: BeaconAddresses, backend: DnsBackend) -> list[DnsRecord]:
+    """Make the Beacon's records exist with the right content; safe to repeat.
+
+    All of them in one backend call (for Cloudflare: one listing per name and one batch)."""
     if not beacon.ipv4:
         raise ValueError(f"beacon {beacon.pk} has no IPv4 address yet")
-    backend = get_dns_backend()
-    rows = []
-    for spec in beacon_record_specs(beacon):
-        record = backend.upsert(spec)
-        with transaction.atomic():
-            row, _ = DnsRecord.objects.update_or_create(
-                beacon=beacon,
-                record_type=spec.record_type,
-                name=spec.name,
-                status=DnsRecordStatus.ACTIVE,
-                defaults={
-                    "content": spec.content,
-                    "ttl": spec.ttl,
-                    "proxied": spec.proxied,
-                    "provider_record_id": record.id,
-                },
-            )
-        rows.append(row)
-    return rows
+    specs = beacon_record_specs(beacon)
+    records = backend.upsert_all(specs)
+    return [_record_row(beacon, spec, record) for spec, record in zip(specs, records, strict=True)]
 
 
-def dns_records_delete(*, beacon: Beacon) -> int:
+def _record_row(beacon: BeaconAddresses, spec: RecordSpec, record: Record) -> DnsRecord:
+    with transaction.atomic():
+        row, _ = DnsRecord.objects.update_or_create(
+            beacon_id=beacon.pk,
+            record_type=spec.record_type,
+            name=spec.name,
+            status=DnsRecordStatus.ACTIVE,
+            defaults={
+                "content": spec.content,
+                "ttl": spec.ttl,
+                "proxied": spec.proxied,
+                "provider_record_id": record.id,
+            },
+        )
+    return row
+
+
+def dns_records_delete(*, beacon: BeaconAddresses, backend: DnsBackend) -> int:
     """Remove every record at the Beacon's names, recorded or not (a crash may have left one
     unrecorded); returns how many were deleted at the provider."""
-    backend = get_dns_backend()
-    deleted = 0
-    for name in (beacon.fqdn, f"*.{beacon.fqdn}"):
-        for record_type in ("A", "AAAA"):
-            for record in backend.find(name, record_type):
-                backend.delete(record.id)
-                deleted += 1
-    DnsRecord.objects.filter(beacon=beacon, status=DnsRecordStatus.ACTIVE).update(
+    deleted = backend.delete_names(beacon_names(beacon), ADDRESS_TYPES)
+    DnsRecord.objects.filter(beacon_id=beacon.pk, status=DnsRecordStatus.ACTIVE).update(
         status=DnsRecordStatus.DELETED
     )
     return deleted

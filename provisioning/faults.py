@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from django.db.models import F
 
+from integrations.errors import DnsError, ExternalError
 from provisioning.models import FakeFault, FaultKind
-from wopr.lib.errors import ExternalError
 
 
 def fault_take(point: str) -> FakeFault | None:
@@ -48,3 +48,10 @@ def fault_raise_before(point: str, error_class: type[ExternalError]) -> FakeFaul
 def fault_inject(point: str, kind: str, times: int = 1, message: str = "injected fault") -> None:
     """Arrange for the next `times` calls at `point` to fail with `kind`."""
     FakeFault.objects.create(point=point, kind=kind, remaining=times, message=message)
+
+
+def dns_faults(point: str) -> DnsError | None:
+    """The fake DNS backend's fault hook: the fault staged for `point`, raised now, or handed
+    back to be raised after the change (a lost answer)."""
+    lost = fault_raise_before(point, DnsError)
+    return None if lost is None else fault_error(lost, DnsError)  # type: ignore[return-value]

@@ -28,11 +28,11 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from billing.catalog import catalog_data, server_size
+from integrations.clouds.base import CloudProvider
+from integrations.errors import ExternalError
 from provisioning.models import HealthStatus, Provider, ProviderHealthCheck
-from provisioning.providers import get_provider
-from provisioning.providers.base import CloudProvider
 from provisioning.provision import providers_sync, region_provider_locations
-from wopr.lib.errors import ExternalError
+from provisioning.vendors import get_provider
 
 SLOW_MS = 5000
 ORDER = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from integrations.errors import ProviderError
 from provisioning.models import RateLimitBudget
-from wopr.lib.errors import ProviderError
 
 
 class DbRateBudget:
@@ -47,7 +47,10 @@ class DbRateBudget:
             blocked_until = timezone.now() + timedelta(seconds=retry_after)
         elif remaining is not None and remaining <= 0 and reset_at is not None:
             blocked_until = reset_at
-        RateLimitBudget.objects.update_or_create(
-            key=self.key,
-            defaults={"remaining": remaining, "limit": limit, "blocked_until": blocked_until},
-        )
+        values = {"remaining": remaining, "limit": limit, "blocked_until": blocked_until}
+        # Written only when it changes: an answer that says what the row says writes nothing.
+        changed = RateLimitBudget.objects.filter(key=self.key).exclude(**values).update(**values)
+        if not changed:  # the same already, or no row yet: insert it unless it exists
+            RateLimitBudget.objects.bulk_create(
+                [RateLimitBudget(key=self.key, **values)], ignore_conflicts=True
+            )

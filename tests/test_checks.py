@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dns.backends import DNS_BACKENDS
-from provisioning.providers import PROVIDER_CLASSES
+from integrations.dns.registry import DNS_BACKENDS
+from provisioning.vendors import PROVIDER_CLASSES
 from wopr.checks import check_known_backends, check_production_configuration
 
 ROOT = Path(__file__).resolve().parent.parent

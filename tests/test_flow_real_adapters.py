@@ -8,14 +8,14 @@ from django.core import mail
 from django.utils import timezone
 
 from billing.simulation import checkout_completed_event, encode, sign
+from fakes.cloudflare import ZONE_ID, FakeCloudflare
+from fakes.digitalocean import FakeDigitalOcean
+from fakes.hetzner import FakeHetzner
+from integrations.http import transport_install, transport_remove
 from provisioning.callbacks import job_callback_record
-from provisioning.fakecloud.cloudflare import ZONE_ID, FakeCloudflare
-from provisioning.fakecloud.digitalocean import FakeDigitalOcean
-from provisioning.fakecloud.hetzner import FakeHetzner
 from provisioning.jobs import job_advance
 from provisioning.models import Beacon, Job, Provider
 from tests.vendor_spec import spec_checked
-from wopr.lib.http import transport_install, transport_remove
 
 pytestmark = pytest.mark.django_db
 

@@ -12,10 +12,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from integrations.errors import ProviderError
+from provisioning.fake_cloud import FakeProvider
 from provisioning.health import providers_health_sweep
 from provisioning.models import Provider, ProviderHealthCheck
-from provisioning.providers.fake import FakeProvider
-from wopr.lib.errors import ProviderError
 
 pytestmark = pytest.mark.django_db
 

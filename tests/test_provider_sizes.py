@@ -7,11 +7,11 @@ import pytest
 
 from billing.models import Bundle, Tier
 from billing.simulation import checkout_completed_event, encode, sign
+from integrations.errors import ProviderError
 from provisioning.health import providers_health_sweep
 from provisioning.models import Beacon, Provider
 from provisioning.provision import healthy_providers, placement_order, sizes_on_sale
 from tests.test_provider_health import ScriptedFake
-from wopr.lib.errors import ProviderError
 
 pytestmark = pytest.mark.django_db
 

@@ -29,10 +29,10 @@ import httpx
 import pytest
 
 from billing.simulation import checkout_completed_event, encode, sign
-from provisioning.fakecloud import serve
-from provisioning.fakecloud.cloudflare import TOKEN as CLOUDFLARE_TOKEN
-from provisioning.fakecloud.cloudflare import ZONE_ID, FakeCloudflare
-from provisioning.fakecloud.hetzner import FakeHetzner
+from fakes.cloudflare import TOKEN as CLOUDFLARE_TOKEN
+from fakes.cloudflare import ZONE_ID, FakeCloudflare
+from fakes.hetzner import FakeHetzner
+from fakes.loopback import serve
 from provisioning.models import Beacon, Job, JobEvent
 from tests.loopback import answers, database_url, free_port, wait_until
 

@@ -15,13 +15,13 @@ from django.test import Client
 from djstripe.models import WebhookEventTrigger
 
 from billing.simulation import checkout_completed_event, encode, sign
+from integrations.errors import ProviderError
 from provisioning.models import JobEvent
 from tests.djstripe_route import djstripe_view_calls  # noqa: F401  (a fixture)
 from tests.factories import BeaconFactory
 from tests.loopback import database_url, free_port
 from wopr.checks import check_backend_credentials_in_development, check_stripe_credential_formats
 from wopr.devsecrets import dev_secret
-from wopr.lib.errors import ProviderError
 from wopr.lib.redact import PLACEHOLDER, RedactingFilter, redact
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -66,6 +66,9 @@ def fake_mocks_sh(tmp_path: Path, monkeypatch, script: str) -> None:
 def already_running(mocks_dir):
     """A mock somebody else started before the session (e.g. .ci/run), recorded in MOCKS_DIR."""
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    # Its command line is what the session compares before and after starting mocks; on a
+    # loaded machine it can show up a moment after Popen returns.
+    wait_until(lambda: b"time.sleep" in cmdline(process.pid), 10, "the other mock to start")
     (mocks_dir / "other.pid").write_text(f"{process.pid}\n")
     yield process
     process.kill()

@@ -12,7 +12,11 @@ class WoprConfig(AppConfig):
     verbose_name = "WOPR"
 
     def ready(self) -> None:
+        from integrations.errors import redactor_install
         from wopr import checks  # noqa: F401  (registers the system checks)
+        from wopr.lib.redact import redact
+
+        redactor_install(redact)  # vendor errors are redacted before anyone stores them
 
         _drop_djstripe_callback_deprecation_check()
 

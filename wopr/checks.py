@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from wopr.lib.emails import NON_DELIVERING_EMAIL_BACKENDS
+from documents.emails import NON_DELIVERING_EMAIL_BACKENDS
 
 
 def _missing(*names: str) -> list[str]:
@@ -26,12 +26,8 @@ def _configured(name: str) -> bool:
         return False
 
 
-@register("wopr")
-def check_production_configuration(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    """Errors that stop a non-DEBUG start; nothing when DEBUG is on."""
-    if settings.DEBUG:
-        return []
-    errors: list[Error] = []
+def _required_in_production() -> list[str]:
+    """The settings a non-DEBUG start needs, given the Stripe mode, providers and DNS."""
     live = settings.STRIPE_LIVE_MODE
     required = ["SECRET_KEY", "STRIPE_LIVE_SECRET_KEY" if live else "STRIPE_TEST_SECRET_KEY"]
     required.append("STRIPE_LIVE_WEBHOOK_SECRET" if live else "STRIPE_TEST_WEBHOOK_SECRET")
@@ -41,10 +37,18 @@ def check_production_configuration(app_configs: Any = None, **kwargs: Any) -> li
         required.append("DIGITALOCEAN_API_TOKEN")
     if settings.DNS_BACKEND == "cloudflare":
         required += ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ZONE_ID"]
-    for name in _missing(*required):
-        errors.append(
-            Error(f"{name} is not set; it is required when DEBUG is off.", id="wopr.E001")
-        )
+    return required
+
+
+@register("wopr")
+def check_production_configuration(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Errors that stop a non-DEBUG start; nothing when DEBUG is on."""
+    if settings.DEBUG:
+        return []
+    errors = [
+        Error(f"{name} is not set; it is required when DEBUG is off.", id="wopr.E001")
+        for name in _missing(*_required_in_production())
+    ]
     if "fake" in settings.PROVIDERS:
         errors.append(
             Error(
@@ -75,8 +79,8 @@ def check_production_configuration(app_configs: Any = None, **kwargs: Any) -> li
 @register("wopr")
 def check_known_backends(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """Unknown provider or DNS backend names are errors in any mode."""
-    from dns.backends import DNS_BACKENDS
-    from provisioning.providers import PROVIDER_CLASSES
+    from integrations.dns.registry import DNS_BACKENDS
+    from provisioning.vendors import PROVIDER_CLASSES
 
     errors: list[Error] = []
     for name in settings.PROVIDERS:

@@ -1,29 +1,29 @@
-"""The fake DNS backend: a zone kept in the database, with injectable faults."""
+"""The fake DNS backend's app side: its zone in the database (FakeDnsRecord, so every process
+sees one zone), handed to `integrations.dns.fake.FakeDns`. The staged faults are provisioning's
+(`provisioning.faults.dns_faults`); `provisioning.vendors.get_dns_backend` wires them in."""
 
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from dns.backends.base import DnsBackend, DnsError, Record, RecordSpec
 from dns.models import FakeDnsRecord
-from provisioning.faults import fault_error, fault_raise_before
+from integrations.dns import fake
+from integrations.dns.base import Record, RecordSpec
+from integrations.dns.fake import FaultHook
 
 
-class FakeDns(DnsBackend):
-    """An in-database zone for the embedded first run, the tests and demos."""
-
-    kind = "fake"
+class OrmZone:
+    """The fake zone's records as FakeDnsRecord rows (a ZoneStore)."""
 
     def find(self, name: str, record_type: str) -> list[Record]:
         rows = FakeDnsRecord.objects.filter(name=name, record_type=record_type).order_by("pk")
         return [_record(row) for row in rows]
 
-    def list_records(self, suffix: str) -> list[Record]:
+    def with_suffix(self, suffix: str) -> list[Record]:
         rows = FakeDnsRecord.objects.filter(name__endswith=suffix).order_by("name", "record_type")
         return [_record(row) for row in rows]
 
-    def upsert(self, spec: RecordSpec) -> Record:
-        lost = fault_raise_before("dns.upsert", DnsError)
+    def put(self, spec: RecordSpec) -> Record:
         values = {"content": spec.content, "ttl": spec.ttl, "proxied": spec.proxied}
         try:
             with transaction.atomic():
@@ -34,16 +34,18 @@ class FakeDns(DnsBackend):
             row = FakeDnsRecord.objects.get(name=spec.name, record_type=spec.record_type)
             FakeDnsRecord.objects.filter(pk=row.pk).update(**values)
             row.refresh_from_db()
-        if lost is not None:
-            raise fault_error(lost, DnsError)
         return _record(row)
 
-    def delete(self, record_id: str) -> None:
-        lost = fault_raise_before("dns.delete", DnsError)
+    def remove(self, record_id: str) -> None:
         if record_id.isdigit():
             FakeDnsRecord.objects.filter(pk=int(record_id)).delete()
-        if lost is not None:
-            raise fault_error(lost, DnsError)
+
+
+class FakeDns(fake.FakeDns):
+    """The fake backend over the database zone (no faults unless given)."""
+
+    def __init__(self, *, store: fake.ZoneStore | None = None, faults: FaultHook = fake.no_faults):
+        super().__init__(store=store or OrmZone(), faults=faults)
 
 
 def _record(row: FakeDnsRecord) -> Record:

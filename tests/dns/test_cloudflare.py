@@ -14,15 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from dns.backends.base import DnsBackend, Record, RecordSpec
-from dns.backends.cloudflare import CloudflareDns, cloudflare_error
 from dns.backends.fake import FakeDns
-from provisioning.fakecloud.cloudflare import TOKEN, ZONE_ID, FakeCloudflare
+from fakes.cloudflare import TOKEN, ZONE_ID, FakeCloudflare
+from integrations.dns.base import DnsBackend, Record, RecordSpec
+from integrations.dns.cloudflare import CloudflareDns, cloudflare_error
+from integrations.errors import DnsError
+from integrations.http import http_client, transport_for
 from provisioning.models import RateLimitBudget
 from provisioning.ratelimit import DbRateBudget
 from tests.vendor_spec import TRIMMED, assert_conforms
-from wopr.lib.errors import DnsError
-from wopr.lib.http import http_client, transport_for
 
 BASE = "https://cloudflare.test/client/v4"
 RAW = "https://unvalidated.cloudflare.test/client/v4"

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from dns.backends.base import RecordSpec
-from dns.backends.cloudflare import CloudflareDns
+from integrations.dns.base import RecordSpec
+from integrations.dns.cloudflare import CloudflareDns
+from integrations.http import transport_for
 from tests.vendor_spec import mock_server, needs_shared
-from wopr.lib.http import transport_for
 
 pytestmark = needs_shared
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from provisioning.fakecloud.hetzner import FakeHetzner
-from provisioning.providers.hetzner import HetznerProvider
+from fakes.hetzner import FakeHetzner
+from integrations.clouds.hetzner import HetznerProvider
+from integrations.http import transport_for
 from tests.vendor_spec import spec_checked
-from wopr.lib.http import transport_for
 
 HETZNER_URL = "https://api.hetzner.cloud/v1"
 

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioning.fakecloud.digitalocean import FakeDigitalOcean
-from provisioning.fakecloud.hetzner import FakeHetzner
-from provisioning.providers.base import CloudProvider, ServerSpec
-from provisioning.providers.digitalocean import DigitalOceanProvider
-from provisioning.providers.fake import FakeProvider
-from provisioning.providers.hetzner import HetznerProvider
+from fakes.digitalocean import FakeDigitalOcean
+from fakes.hetzner import FakeHetzner
+from integrations.clouds.base import CloudProvider, ServerSpec
+from integrations.clouds.digitalocean import DigitalOceanProvider
+from integrations.clouds.hetzner import HetznerProvider
+from integrations.http import transport_for
+from provisioning.fake_cloud import FakeProvider
 from tests.vendor_spec import spec_checked
-from wopr.lib.http import transport_for
 
 LOCATIONS = {"fake": "fake-eu-central", "hetzner": "fsn1", "digitalocean": "fra1"}
 SIZES = {"fake": "cpx22", "hetzner": "cpx22", "digitalocean": "s-2vcpu-4gb"}

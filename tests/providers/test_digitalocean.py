@@ -9,17 +9,17 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from provisioning.fakecloud.digitalocean import FakeDigitalOcean
-from provisioning.providers.base import Created, ProviderError, ServerSpec
-from provisioning.providers.digitalocean import (
+from fakes.digitalocean import FakeDigitalOcean
+from integrations.clouds.base import Created, ProviderError, ServerSpec
+from integrations.clouds.digitalocean import (
     DigitalOceanProvider,
     digitalocean_error,
     labels_to_tags,
     tags_to_labels,
 )
+from integrations.http import transport_for
 from provisioning.ratelimit import DbRateBudget
 from tests.vendor_spec import TRIMMED, assert_conforms
-from wopr.lib.http import transport_for
 
 BASE_URL = "https://do.test"
 TOKEN = "dop_v1_secret-token-never-logged"
@@ -545,7 +545,7 @@ def endless_pages(*, advancing: bool) -> httpx.MockTransport:
     return httpx.MockTransport(answer)
 
 
-def test_a_listing_stops_at_the_page_cap():
+def test_a_listing_has_no_page_cap_but_stops_on_empty_pages_that_claim_more():
     provider = DigitalOceanProvider(base_url=BASE_URL, token=TOKEN)
 
     with (
@@ -554,7 +554,7 @@ def test_a_listing_stops_at_the_page_cap():
     ):
         provider.find_servers({"wopr-job": "9"})
 
-    assert (caught.value.transient, caught.value.code) == (False, "too_many")
+    assert (caught.value.transient, caught.value.code) == (True, "paging_loop")
 
 
 def test_a_next_link_that_does_not_advance_ends_the_listing():

@@ -11,10 +11,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from provisioning.providers.base import ServerSpec
-from provisioning.providers.digitalocean import DigitalOceanProvider
+from integrations.clouds.base import ServerSpec
+from integrations.clouds.digitalocean import DigitalOceanProvider
+from integrations.http import http_client, transport_for
 from tests.vendor_spec import assert_conforms, mock_server, needs_shared
-from wopr.lib.http import http_client, transport_for
 
 pytestmark = needs_shared
 

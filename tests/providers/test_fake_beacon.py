@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from provisioning.fakecloud.beacon import beacon_installer, bootstrap_from_user_data
+from fakes.beacon import beacon_installer, bootstrap_from_user_data
 from provisioning.userdata import bootstrap_user_data
 from tests.factories import BeaconFactory
 

@@ -11,12 +11,12 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from provisioning.fakecloud.hetzner import FakeHetzner
-from provisioning.providers.base import ProviderError, ServerSpec
-from provisioning.providers.hetzner import MAX_PAGES, HetznerProvider, hetzner_error
+from fakes.hetzner import FakeHetzner
+from integrations.clouds.base import ProviderError, ServerSpec
+from integrations.clouds.hetzner import HetznerProvider, hetzner_error
+from integrations.http import transport_for
 from provisioning.ratelimit import DbRateBudget
 from tests.vendor_spec import TRIMMED, assert_conforms
-from wopr.lib.http import transport_for
 
 SCRIPTED_URL = "https://hetzner.test/v1"
 
@@ -206,7 +206,9 @@ def test_find_follows_next_page_over_three_pages(hetzner, fake_hetzner):
     assert [r.url.params["page"] for r in fake_hetzner.requests] == ["1", "2", "3"]
 
 
-def test_paging_stops_at_the_hard_cap(spec_transport):
+def test_paging_has_no_cap_but_stops_on_empty_pages_that_claim_more(spec_transport):
+    # There is no page cap any more (reconcile must see every server); what stops a vendor
+    # loop is two empty pages in a row that still name a next page.
     def endless(request: httpx.Request) -> httpx.Response:
         page = int(request.url.params["page"])
         pagination = {
@@ -224,8 +226,8 @@ def test_paging_stops_at_the_hard_cap(spec_transport):
     with transport_for(SCRIPTED_URL, transport), pytest.raises(ProviderError) as caught:
         HetznerProvider(base_url=SCRIPTED_URL, token="t").find_servers({})
 
-    assert caught.value.code == "too_many_pages"
-    assert len(calls) == MAX_PAGES
+    assert caught.value.code == "paging_loop"
+    assert len(calls) == 2
 
 
 def test_locations_and_server_types_with_prices(hetzner):

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from provisioning.providers.base import ServerSpec
-from provisioning.providers.hetzner import HetznerProvider
+from integrations.clouds.base import ServerSpec
+from integrations.clouds.hetzner import HetznerProvider
+from integrations.http import transport_for
 from tests.vendor_spec import mock_server, needs_shared
-from wopr.lib.http import transport_for
 
 pytestmark = needs_shared
 

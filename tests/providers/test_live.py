@@ -15,12 +15,12 @@ import uuid
 
 import pytest
 
-from dns.backends.base import RecordSpec
-from dns.backends.cloudflare import CloudflareDns
+from integrations.clouds.base import ServerSpec
+from integrations.clouds.digitalocean import DigitalOceanProvider
+from integrations.clouds.hetzner import HetznerProvider
+from integrations.dns.base import RecordSpec
+from integrations.dns.cloudflare import CloudflareDns
 from provisioning.health import needed_sizes
-from provisioning.providers.base import ServerSpec
-from provisioning.providers.digitalocean import DigitalOceanProvider
-from provisioning.providers.hetzner import HetznerProvider
 
 pytestmark = pytest.mark.live
 

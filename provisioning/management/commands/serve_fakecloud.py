@@ -16,11 +16,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from provisioning.fakecloud import serve
-from provisioning.fakecloud.beacon import beacon_installer
-from provisioning.fakecloud.cloudflare import ZONE_ID, FakeCloudflare
-from provisioning.fakecloud.digitalocean import FakeDigitalOcean
-from provisioning.fakecloud.hetzner import FakeHetzner
+from fakes.beacon import beacon_installer
+from fakes.cloudflare import ZONE_ID, FakeCloudflare
+from fakes.digitalocean import FakeDigitalOcean
+from fakes.hetzner import FakeHetzner
+from fakes.loopback import serve
 
 
 class Command(BaseCommand):

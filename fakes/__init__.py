@@ -1,9 +1,13 @@
 """Stateful fakes of the vendors' HTTP APIs (Hetzner Cloud, DigitalOcean, Cloudflare DNS).
 
+For tests and `manage.py serve_fakecloud` only: production code never imports them (an
+import-linter contract), and the image does not carry them.
+
 Each fake keeps servers, actions or DNS records in memory and answers in the vendor's shapes,
 so the real adapters can be exercised end to end without the network. A fake is used through
-`httpx.MockTransport` (`fake.transport()`, installed with `wopr.lib.http.transport_install`) or
-served on a loopback port (`serve(fake, port)`) for tests with several processes and demos.
+`httpx.MockTransport` (`fake.transport()`, installed with `integrations.http.transport_install`)
+or served on a loopback port (`fakes.loopback.serve(fake, port)`) for tests with several
+processes and demos.
 Tests validate the fakes' answers against the vendors' own OpenAPI specs, so they cannot drift.
 """
 
@@ -12,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
@@ -41,7 +44,7 @@ class FakeVendor:
         self.lock = threading.RLock()
         self.injected: list[Injected] = []
         self.requests: list[httpx.Request] = []
-        # Called with the user data of every server created (see fakecloud.beacon).
+        # Called with the user data of every server created (see fakes.beacon).
         self.on_create: Callable[[str], None] | None = None
 
     # --- to implement ---------------------------------------------------------------------
@@ -86,48 +89,3 @@ class FakeVendor:
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
-
-
-def serve(fake: FakeVendor, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve `fake` over real HTTP on a loopback port (in a daemon thread); returns the server,
-    whose `server_address` tells the port. Call `.shutdown()` to stop it."""
-    handler = _handler_for(fake.handle)
-    server = ThreadingHTTPServer((host, port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def _handler_for(handle: Callable[[httpx.Request], httpx.Response]) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _any(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            host = self.headers.get("Host", "127.0.0.1")
-            request = httpx.Request(
-                self.command,
-                f"http://{host}{self.path}",
-                headers=list(self.headers.items()),
-                content=body,
-            )
-            try:
-                response = handle(request)
-            except httpx.TransportError:
-                self.close_connection = True  # the lost response: hang up without answering
-                return
-            payload = response.content
-            self.send_response(response.status_code)
-            for key, value in response.headers.items():
-                if key.lower() not in {"content-length", "transfer-encoding", "connection"}:
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    return Handler

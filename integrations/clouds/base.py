@@ -1,18 +1,18 @@
 """The interface every cloud provider adapter implements, with typed values in and out.
 
-Adapters never touch the ORM (the fake is the one exception: its "cloud" lives in the
-database so every process sees the same servers) and never return raw JSON.
+Adapters never touch the ORM and never return raw JSON. The in-database fake reaches its store
+through a protocol the app injects (see integrations.clouds.fake).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal
 
-from wopr.lib.errors import ProviderError
+from integrations.budget import NoBudget, RateBudget
+from integrations.errors import ProviderError
 
 ActionStatus = Literal["running", "success", "error"]
 
@@ -21,39 +21,13 @@ __all__ = [
     "CloudProvider",
     "Created",
     "Location",
+    "NoBudget",
     "ProviderError",
     "RateBudget",
     "Server",
     "ServerSpec",
     "ServerType",
 ]
-
-
-class RateBudget(Protocol):
-    """A vendor's request budget shared by every worker (see provisioning.ratelimit)."""
-
-    def check(self) -> None:
-        """Raise a transient error, without sending anything, while the budget is spent."""
-
-    def record(
-        self,
-        *,
-        remaining: int | None,
-        limit: int | None = None,
-        reset_at: datetime | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """Remember what the vendor's last answer said about the budget."""
-
-
-class NoBudget:
-    """A budget that never blocks (the fake, and unit tests of a single adapter)."""
-
-    def check(self) -> None:
-        return None
-
-    def record(self, **kwargs: object) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -116,6 +90,14 @@ class CloudProvider(ABC):
     """One cloud. Every mutating call returns an action id to poll, never waits itself."""
 
     kind: str
+    # True where server names are unique, so a retried create_server finds and adopts the
+    # server an earlier attempt made (no lookup by label needed before creating).
+    adopts_on_create: bool = False
+
+    def create_failed(self, server: Server, action_id: str) -> bool:
+        """Whether a server that is not running yet never will: its create action failed.
+        Reads the action; adapters skip that call where the server's state already tells."""
+        return self.action_status(action_id) == "error"
 
     @abstractmethod
     def create_server(self, spec: ServerSpec) -> Created:

@@ -1,5 +1,7 @@
 """The DigitalOcean adapter: droplets carrying our labels as tags, actions to poll.
 
+It runs on the one request pipeline (integrations.http.VendorClient).
+
 DigitalOcean has tags where Hetzner has labels: each label `k=v` travels as the tag `k:v`
 (tags allow letters, numbers, colons, dashes and underscores). Finding servers by labels asks
 for the droplets carrying one of those tags and checks the others here. Droplet names need not
@@ -25,25 +27,23 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from provisioning.providers.base import (
+from integrations.budget import BudgetReading, RateBudget
+from integrations.clouds.base import (
     ActionStatus,
     CloudProvider,
     Created,
     Location,
-    NoBudget,
     ProviderError,
-    RateBudget,
     Server,
     ServerSpec,
     ServerType,
 )
-from wopr.lib.http import http_client
+from integrations.http import VendorClient, int_header
 
 logger = logging.getLogger(__name__)
 
 DROPLETS_PER_PAGE = 50
 CATALOGUE_PER_PAGE = 200  # the most DigitalOcean allows: regions and sizes fit on one page
-MAX_PAGES = 20
 # Our image names are the distribution's; DigitalOcean's slugs say the architecture too.
 IMAGE_SLUGS = {"debian-12": "debian-12-x64"}
 ID = re.compile(r"[1-9][0-9]{0,18}")
@@ -177,16 +177,6 @@ def digitalocean_error(response: httpx.Response) -> ProviderError:
     return ProviderError(text, transient=False, code=code)
 
 
-def transport_error(exc: httpx.TransportError, method: str, path: str) -> ProviderError:
-    """A request that got no answer (timeout, refused, dropped) may be retried."""
-    code = "timeout" if isinstance(exc, httpx.TimeoutException) else "network"
-    return ProviderError(
-        f"DigitalOcean {method} {path}: no answer ({type(exc).__name__}: {exc})",
-        transient=True,
-        code=code,
-    )
-
-
 def retry_after_of(response: httpx.Response) -> float | None:
     """Seconds to wait: Retry-After (burst limit), else until ratelimit-reset (hourly)."""
     header = response.headers.get("retry-after")
@@ -198,7 +188,7 @@ def retry_after_of(response: httpx.Response) -> float | None:
                 return max((parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds(), 0)
             except (TypeError, ValueError):
                 pass
-    reset = _int_header(response, "ratelimit-reset")
+    reset = int_header(response, "ratelimit-reset")
     if reset is None:
         return None
     return max(reset - time.time(), 1.0)
@@ -221,17 +211,47 @@ def _error_body(response: httpx.Response) -> ErrorJson:
     )
 
 
-def _int_header(response: httpx.Response, name: str) -> int | None:
-    try:
-        return int(response.headers[name])
-    except (KeyError, ValueError):
-        return None
+def digitalocean_budget(response: httpx.Response) -> BudgetReading | None:
+    """What the ratelimit-* headers (and a 429's wait) say about the account's budget."""
+    remaining = int_header(response, "ratelimit-remaining")
+    limit = int_header(response, "ratelimit-limit")
+    reset = int_header(response, "ratelimit-reset")
+    retry_after = retry_after_of(response) if response.status_code == 429 else None
+    if remaining is None and limit is None and reset is None and retry_after is None:
+        return None  # an answer from something in front of DigitalOcean: it says nothing
+    return BudgetReading(
+        remaining=remaining,
+        limit=limit,
+        reset_at=datetime.fromtimestamp(reset, tz=UTC) if reset is not None else None,
+        retry_after=retry_after,
+    )
 
 
 def _invalid(what: str) -> ProviderError:
     return ProviderError(
         f"DigitalOcean answered {what} in an unexpected shape", transient=True, code="bad_response"
     )
+
+
+class DigitalOceanApi(VendorClient):
+    """DigitalOcean's request pipeline: its error table, ratelimit-* headers and request id;
+    every answer must be a JSON object."""
+
+    vendor = "DigitalOcean"
+    error_class = ProviderError
+    correlation_header = "x-request-id"
+
+    def classify(self, response: httpx.Response) -> ProviderError:
+        return digitalocean_error(response)
+
+    def budget_reading(self, response: httpx.Response, error: Any) -> BudgetReading | None:
+        return digitalocean_budget(response)
+
+    def decode(self, response: httpx.Response, method: str, path: str) -> Any:
+        data = super().decode(response, method, path)
+        if not isinstance(data, dict):
+            raise _invalid(f"{method} {path}")
+        return data
 
 
 # --- the adapter -------------------------------------------------------------------------
@@ -248,9 +268,9 @@ class DigitalOceanProvider(CloudProvider):
         budget: RateBudget | None = None,
         ssh_keys: Sequence[str] = (),
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._token = token
-        self.budget: RateBudget = budget or NoBudget()
+        self.api = DigitalOceanApi(base_url=base_url, token=token, budget=budget)
+        self.base_url = self.api.base_url
+        self.budget: RateBudget = self.api.budget
         self.ssh_keys = list(ssh_keys)
 
     def __repr__(self) -> str:  # never the token
@@ -364,23 +384,13 @@ class DigitalOceanProvider(CloudProvider):
     def _pages(
         self, path: str, key: str, params: dict[str, str], per_page: int
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a listing, following links.pages.next (only its page number: the
-        next URL names DigitalOcean's host, which the token must not follow elsewhere)."""
-        page = 1
-        for _ in range(MAX_PAGES):
-            data = self._call("GET", path, params={**params, "per_page": per_page, "page": page})
-            yield from data.get(key) or []
-            next_page = _next_page(data)
-            if next_page is None:
-                return
-            if next_page <= page:  # never from DigitalOcean; a static mock's example does it
-                logger.warning(
-                    "digitalocean %s: next page %s after %s; stopping", path, next_page, page
-                )
-                return
-            page = next_page
-        raise ProviderError(
-            f"DigitalOcean {path} has more than {MAX_PAGES} pages", transient=False, code="too_many"
+        """Every item of a listing, following links.pages.next to the end (only its page
+        number: the next URL names DigitalOcean's host, which the token must not follow)."""
+        return self.api.pages(
+            path,
+            items=lambda data: data.get(key) or [],
+            next_page=_next_page,
+            params={**params, "per_page": per_page},
         )
 
     def _call(
@@ -392,53 +402,9 @@ class DigitalOceanProvider(CloudProvider):
         body: dict[str, Any] | None = None,
         missing_ok: bool = False,
     ) -> Any:
-        """One request: the budget first, the answer's budget after, errors classified.
-        Returns the JSON body ({} when empty), or None for a 404 when `missing_ok`."""
-        self.budget.check()
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-        try:
-            with http_client(base_url=self.base_url, headers=headers) as client:
-                response = client.request(method, path, params=params, json=body)
-        except httpx.TransportError as exc:
-            logger.warning("digitalocean %s %s: no answer (%s)", method, path, type(exc).__name__)
-            raise transport_error(exc, method, path) from exc
-        self._record_budget(response)
-        logger.debug(
-            "digitalocean %s %s -> %s (request %s)",
-            method,
-            response.request.url.path,
-            response.status_code,
-            request_id_of(response) or "-",
-        )
-        if response.status_code == 404 and missing_ok:
-            return None
-        if not response.is_success:
-            error = digitalocean_error(response)
-            logger.warning("digitalocean %s %s failed: %s", method, path, error)
-            raise error
-        if not response.content:
-            return {}
-        try:
-            data = response.json()
-        except ValueError:
-            raise _invalid(f"{method} {path}") from None
-        if not isinstance(data, dict):
-            raise _invalid(f"{method} {path}")
-        return data
-
-    def _record_budget(self, response: httpx.Response) -> None:
-        remaining = _int_header(response, "ratelimit-remaining")
-        limit = _int_header(response, "ratelimit-limit")
-        reset = _int_header(response, "ratelimit-reset")
-        retry_after = retry_after_of(response) if response.status_code == 429 else None
-        if remaining is None and limit is None and reset is None and retry_after is None:
-            return  # an answer from something in front of DigitalOcean: it says nothing
-        self.budget.record(
-            remaining=remaining,
-            limit=limit,
-            reset_at=datetime.fromtimestamp(reset, tz=UTC) if reset is not None else None,
-            retry_after=retry_after,
-        )
+        """One request through the pipeline: the JSON object ({} when empty), or None for a
+        404 when `missing_ok`."""
+        return self.api.request(method, path, params=params, json=body, missing_ok=missing_ok)
 
 
 def _server(droplet: DropletJson) -> Server:
@@ -485,15 +451,19 @@ def _is_id(value: str) -> bool:
     return ID.fullmatch(value) is not None
 
 
-def _next_page(data: dict[str, Any]) -> int | None:
+def _next_page(data: dict[str, Any], page: int) -> int | None:
     links: LinksJson = data.get("links") or {}
     url = (links.get("pages") or {}).get("next")
     if not url:
         return None
     try:
-        return int(parse_qs(urlsplit(url).query)["page"][0])
+        following = int(parse_qs(urlsplit(url).query)["page"][0])
     except (KeyError, ValueError):
         raise _invalid("a next-page link") from None
+    if following <= page:  # never from DigitalOcean; a static mock's example does it
+        logger.warning("digitalocean: next page %s after %s; stopping", following, page)
+        return None
+    return following
 
 
 def _ssh_keys(keys: Sequence[str]) -> list[int | str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from provisioning.fakecloud import FakeVendor
+from fakes import FakeVendor
 
 # id, name, city, country, latitude, longitude, network zone
 LOCATIONS = [
@@ -146,12 +146,14 @@ class FakeHetzner(FakeVendor):
     # --- servers ----------------------------------------------------------------------------
     def _list_servers(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
         params = request.url.params
-        found = sorted(self.servers.values(), key=lambda record: record["id"])
+        found: Iterable[dict[str, Any]] = self.servers.values()  # ids ascend: insertion order
         if "name" in params:
             found = [record for record in found if record["name"] == params["name"]]
         if params.get("label_selector"):
-            found = [r for r in found if selects(params["label_selector"], r["labels"])]
-        return self._page(request, "servers", [self._server_json(r) for r in found])
+            wanted = selector_terms(params["label_selector"])
+            found = [r for r in found if _selected(wanted, r["labels"])]
+        # Only the page asked for is rendered: thousands of servers stay cheap to page through.
+        return self._page(request, "servers", list(found), self._server_json)
 
     def _create_server(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
         try:
@@ -161,13 +163,6 @@ class FakeHetzner(FakeVendor):
         problem = self._create_problem(body)
         if problem is not None:
             return problem
-        if any(record["name"] == body["name"] for record in self.servers.values()):
-            return error(
-                409,
-                "uniqueness_error",
-                "server name is already used",
-                {"fields": [{"name": "name"}]},
-            )
         record = self.add_server(
             body["name"],
             labels=body.get("labels"),
@@ -208,6 +203,9 @@ class FakeHetzner(FakeVendor):
             return error(422, "invalid_input", f"unknown location {location!r}")
         if location in self.unavailable_locations:
             return error(412, "resource_unavailable", "server location disabled")
+        if any(record["name"] == body["name"] for record in self.servers.values()):
+            details = {"fields": [{"name": "name"}]}
+            return error(409, "uniqueness_error", "server name is already used", details)
         return None
 
     def _get_server(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
@@ -283,8 +281,15 @@ class FakeHetzner(FakeVendor):
         types = [self._server_type_json(row) for row in SERVER_TYPES]
         return self._page(request, "server_types", types)
 
-    def _page(self, request: httpx.Request, key: str, items: list[Any]) -> httpx.Response:
-        """One page of `items` with Hetzner's meta.pagination (per_page at most 50)."""
+    def _page(
+        self,
+        request: httpx.Request,
+        key: str,
+        items: list[Any],
+        render: Callable[[Any], Any] = lambda item: item,
+    ) -> httpx.Response:
+        """One page of `items` (each passed through `render`) with Hetzner's meta.pagination
+        (per_page at most 50)."""
         try:
             page = max(int(request.url.params.get("page", 1)), 1)
             per_page = min(max(int(request.url.params.get("per_page", 25)), 1), 50)
@@ -299,7 +304,7 @@ class FakeHetzner(FakeVendor):
             "last_page": last,
             "total_entries": len(items),
         }
-        chunk = items[(page - 1) * per_page : page * per_page]
+        chunk = [render(item) for item in items[(page - 1) * per_page : page * per_page]]
         return httpx.Response(200, json={key: chunk, "meta": {"pagination": pagination}})
 
     # --- shapes -----------------------------------------------------------------------------
@@ -379,19 +384,35 @@ class FakeHetzner(FakeVendor):
 def selects(selector: str, labels: dict[str, str]) -> bool:
     """Whether `labels` satisfy a label selector (`k==v`, `k=v`, `k!=v`, `k`, `!k`, joined
     by commas; the set forms `k in (...)` are not supported)."""
+    return _selected(selector_terms(selector), labels)
+
+
+def selector_terms(selector: str) -> list[tuple[str, str, str | None]]:
+    """A selector parsed once: (operator, key, value) with operator "==", "!=", "has", "not"."""
+    terms: list[tuple[str, str, str | None]] = []
     for term in filter(None, (part.strip() for part in selector.split(","))):
         if "!=" in term:
             key, value = term.split("!=", 1)
-            if labels.get(key) == value:
-                return False
+            terms.append(("!=", key, value))
         elif "=" in term:
             key, value = re.split(r"==?", term, maxsplit=1)
-            if labels.get(key) != value:
-                return False
+            terms.append(("==", key, value))
         elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
+            terms.append(("not", term[1:], None))
+        else:
+            terms.append(("has", term, None))
+    return terms
+
+
+def _selected(terms: list[tuple[str, str, str | None]], labels: dict[str, str]) -> bool:
+    for operator, key, value in terms:
+        if operator == "==" and labels.get(key) != value:
+            return False
+        if operator == "!=" and labels.get(key) == value:
+            return False
+        if operator == "not" and key in labels:
+            return False
+        if operator == "has" and key not in labels:
             return False
     return True
 

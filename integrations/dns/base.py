@@ -1,11 +1,16 @@
-"""The interface of DNS backends: typed records in and out, idempotent upsert and delete."""
+"""The interface of DNS backends: typed records in and out, idempotent upsert and delete.
+
+A backend is one zone at one DNS provider. It never touches the ORM and never returns raw JSON;
+failures are `integrations.errors.DnsError`, which says whether trying again may help.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wopr.lib.errors import DnsError
+from integrations.errors import DnsError
 
 __all__ = ["DnsBackend", "DnsError", "Record", "RecordSpec"]
 
@@ -50,6 +55,24 @@ class DnsBackend(ABC):
     @abstractmethod
     def delete(self, record_id: str) -> None:
         """Delete a record; an unknown id is not an error."""
+
+    def upsert_all(self, specs: Sequence[RecordSpec]) -> list[Record]:
+        """`upsert` for each spec (one name and type per spec), in the specs' order.
+
+        A backend that can list a name's records at once and write in batches overrides this
+        to spend fewer calls; the outcome is the same."""
+        return [self.upsert(spec) for spec in specs]
+
+    def delete_names(self, names: Sequence[str], record_types: Sequence[str]) -> int:
+        """Delete every record of `record_types` at each of `names`, known to us or not (a crash
+        may have left one unrecorded); returns how many were deleted."""
+        deleted = 0
+        for name in names:
+            for record_type in record_types:
+                for record in self.find(name, record_type):
+                    self.delete(record.id)
+                    deleted += 1
+        return deleted
 
     def list_records(self, suffix: str) -> list[Record]:
         """Every record whose name ends with `suffix` (for reconciliation).

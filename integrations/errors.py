@@ -1,8 +1,33 @@
-"""Errors shared by the adapters: each says whether trying again may help."""
+"""Errors shared by the adapters: each says whether trying again may help.
+
+Messages are redacted once, here, because they become Job errors, JobEvents and health findings.
+This layer knows no settings, so the app installs its redactor at start-up
+(`redactor_install(wopr.lib.redact.redact)`, done in `WoprConfig.ready()`).
+"""
 
 from __future__ import annotations
 
-from wopr.lib.redact import redact
+from collections.abc import Callable
+
+Redactor = Callable[[str], str]
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+_redactor: Redactor = _unchanged
+
+
+def redactor_install(redactor: Redactor) -> None:
+    """Pass every error message through `redactor` from now on (the app's secret scrubber)."""
+    global _redactor
+    _redactor = redactor
+
+
+def redact(text: str) -> str:
+    """`text` through the installed redactor (unchanged when none is installed)."""
+    return _redactor(text)
 
 
 class ExternalError(Exception):
@@ -25,7 +50,6 @@ class ExternalError(Exception):
         retry_after: float | None = None,
         capacity: bool = False,
     ) -> None:
-        # Redacted here, once: these messages become Job errors, JobEvents and health findings.
         super().__init__(redact(message))
         self.transient = transient
         self.code = code

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from provisioning.fakecloud import FakeVendor
+from fakes import FakeVendor
 
 REGIONS = {
     "nyc1": "New York 1",

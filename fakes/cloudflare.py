@@ -1,10 +1,15 @@
 """A stateful fake of Cloudflare's DNS records API (v4), answering in Cloudflare's shapes.
 
 Records live in memory per zone. It lists with the `name`/`type`/`content` filters and
-pagination, creates, patches and deletes, and refuses like Cloudflare: 81058 for an identical
-record, 81053 for a CNAME beside an address, 81044 for an unknown record, 9005/9021 for bad
-content or ttl, 401/10000 without the right Bearer token, 429/10429 with Retry-After while
-`rate_limited_times > 0`. Scripted failures and lost answers come from FakeVendor.inject().
+pagination, creates, patches and deletes, one by one or in a batch (`POST .../batch`: deletes,
+patches, puts, posts in that order, all or nothing, as Cloudflare runs them), and refuses like
+Cloudflare: 81058 for an identical record, 81053 for a CNAME beside an address, 81044 for an
+unknown record, 9005/9021 for bad content or ttl, 401/10000 without the right Bearer token,
+429/10429 with Retry-After while `rate_limited_times > 0`. Scripted failures and lost answers
+come from FakeVendor.inject().
+
+Records are indexed by name, and a listing without a name is computed once per zone version,
+so listing a zone of 20,000 records page by page stays fast.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ from typing import Any
 
 import httpx
 
-from provisioning.fakecloud import FakeVendor
+from fakes import FakeVendor
 
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 ZONE_NAME = "example.com"
 TOKEN = "cf-test-token"  # noqa: S105  (the fake's own token, not a credential)
 MAX_PER_PAGE = 5_000_000
+# Changes per batch call on the Free plan (Pro and above: 3,500).
+BATCH_LIMIT = 200
+BATCH_KEYS = ("deletes", "patches", "puts", "posts")
 PROXIABLE_TYPES = {"A", "AAAA", "CNAME"}
 # A CNAME cannot share its name with an address or another CNAME.
 CNAME_EXCLUSIVE = {"A", "AAAA", "CNAME"}
@@ -65,6 +73,10 @@ class FakeCloudflare(FakeVendor):
         self.token = token
         self.zones = dict(zones or {ZONE_ID: ZONE_NAME})
         self.records: dict[str, dict[str, dict[str, Any]]] = {zone: {} for zone in self.zones}
+        # name -> ids at that name (insertion-ordered), per zone; rebuilt after a failed batch
+        self._by_name: dict[str, dict[str, dict[str, None]]] = {zone: {} for zone in self.zones}
+        self._version = 0  # bumped by every write: a cached listing of an older one is stale
+        self._listed: tuple[tuple[object, ...], list[dict[str, Any]]] | None = None
         self.rate_limited_times = 0
         self.retry_after = 30
         self._rays = 0
@@ -73,7 +85,7 @@ class FakeCloudflare(FakeVendor):
     def add_record(self, zone_id: str = ZONE_ID, **fields: Any) -> dict[str, Any]:
         """Put a record in the zone directly (no request logged, no duplicate check)."""
         record = self._shape(zone_id, fields)
-        self.records[zone_id][record["id"]] = record
+        self._store(zone_id, record)
         return record
 
     def zone_records(self, zone_id: str = ZONE_ID) -> list[dict[str, Any]]:
@@ -111,6 +123,8 @@ class FakeCloudflare(FakeVendor):
                 "object identifier is invalid?",
             )
         zone, record_id = match["zone"], match["record"]
+        if record_id == "batch" and request.method == "POST":
+            return self._batch(request, zone, None)
         handlers = {
             (False, "GET"): self._list,
             (False, "POST"): self._create,
@@ -133,7 +147,7 @@ class FakeCloudflare(FakeVendor):
             return failure(400, 1004, "DNS Validation Error: page and per_page must be numbers")
         if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
             return failure(400, 1004, "DNS Validation Error: page or per_page out of range")
-        found = [r for r in self.records[zone].values() if _listed(r, params)]
+        found = self._found(zone, params)
         start = (page - 1) * per_page
         result = found[start : start + per_page]
         info = {
@@ -145,53 +159,129 @@ class FakeCloudflare(FakeVendor):
         }
         return success(result, info)
 
+    def _found(self, zone: str, params: httpx.QueryParams) -> list[dict[str, Any]]:
+        """The records a listing's filters select, from the name index when a name is given,
+        else from the zone once per version (the pages of one listing share it)."""
+        name = params.get("name")
+        if name is not None:
+            ids = self._by_name[zone].get(name.rstrip(".").lower(), {})
+            return [self.records[zone][i] for i in ids if _listed(self.records[zone][i], params)]
+        key = (zone, self._version, params.get("type"), params.get("content"))
+        if self._listed is None or self._listed[0] != key:
+            found = [r for r in self.records[zone].values() if _listed(r, params)]
+            self._listed = (key, found)
+        return self._listed[1]
+
     def _get(self, request: httpx.Request, zone: str, record_id: str | None) -> httpx.Response:
         record = self.records[zone].get(record_id or "")
         return success(record) if record else _not_found()
 
     def _create(self, request: httpx.Request, zone: str, _: str | None) -> httpx.Response:
-        fields = _body(request)
+        made = self._post(zone, _body(request))
+        return made if isinstance(made, httpx.Response) else success(made)
+
+    def _patch(self, request: httpx.Request, zone: str, record_id: str | None) -> httpx.Response:
+        done = self._patched(zone, record_id or "", _body(request))
+        return done if isinstance(done, httpx.Response) else success(done)
+
+    def _put(self, request: httpx.Request, zone: str, record_id: str | None) -> httpx.Response:
+        done = self._replaced(zone, record_id or "", _body(request))
+        return done if isinstance(done, httpx.Response) else success(done)
+
+    def _delete(self, request: httpx.Request, zone: str, record_id: str | None) -> httpx.Response:
+        gone = self._deleted(zone, record_id or "")
+        return gone if isinstance(gone, httpx.Response) else success({"id": record_id})
+
+    def _batch(self, request: httpx.Request, zone: str, _: str | None) -> httpx.Response:
+        """Deletes, patches, puts, posts, in that order; the first refusal undoes them all."""
+        body = _body(request)
+        if body is None or not all(isinstance(body.get(key, []), list) for key in BATCH_KEYS):
+            return failure(400, 9207, "Request body is invalid.")
+        if sum(len(body.get(key, [])) for key in BATCH_KEYS) > BATCH_LIMIT:
+            return failure(400, 1004, f"DNS Validation Error: more than {BATCH_LIMIT} changes")
+        before = dict(self.records[zone])
+        steps = {
+            "deletes": lambda item: self._deleted(zone, str(item.get("id", ""))),
+            "patches": lambda item: self._patched(zone, str(item.get("id", "")), _fields(item)),
+            "puts": lambda item: self._replaced(zone, str(item.get("id", "")), _fields(item)),
+            "posts": lambda item: self._post(zone, item),
+        }
+        result: dict[str, list[dict[str, Any]]] = {key: [] for key in BATCH_KEYS}
+        for key in BATCH_KEYS:
+            for item in body.get(key, []):
+                done = steps[key](item if isinstance(item, dict) else {})
+                if isinstance(done, httpx.Response):
+                    self._restore(zone, before)
+                    return done
+                result[key].append(done)
+        return success(result)
+
+    # --- the zone's writes, each a record or the refusal --------------------------------------
+    def _post(self, zone: str, fields: dict[str, Any] | None) -> dict[str, Any] | httpx.Response:
         if fields is None or not all(fields.get(key) for key in ("type", "name", "content")):
             return failure(400, 9000, "DNS name, type and content are required")
         refused = self._refuse(zone, fields)
         if refused is not None:
             return refused
-        record = self._shape(zone, fields)
-        self.records[zone][record["id"]] = record
-        return success(record)
+        record = self._shape(zone, {key: v for key, v in fields.items() if key != "id"})
+        self._store(zone, record)
+        return record
 
-    def _patch(self, request: httpx.Request, zone: str, record_id: str | None) -> httpx.Response:
-        record = self.records[zone].get(record_id or "")
-        fields = _body(request)
+    def _patched(
+        self, zone: str, record_id: str, fields: dict[str, Any] | None
+    ) -> dict[str, Any] | httpx.Response:
+        record = self.records[zone].get(record_id)
         if record is None:
             return _not_found()
         if fields is None:
             return failure(400, 9207, "Request body is invalid.")
         return self._update(zone, record, {**record, **fields})
 
-    def _put(self, request: httpx.Request, zone: str, record_id: str | None) -> httpx.Response:
-        record = self.records[zone].get(record_id or "")
-        fields = _body(request)
+    def _replaced(
+        self, zone: str, record_id: str, fields: dict[str, Any] | None
+    ) -> dict[str, Any] | httpx.Response:
+        record = self.records[zone].get(record_id)
         if record is None:
             return _not_found()
         if fields is None or not all(fields.get(key) for key in ("type", "name", "content")):
             return failure(400, 9000, "DNS name, type and content are required")
         return self._update(zone, record, {**record, "ttl": 1, "proxied": False, **fields})
 
-    def _delete(self, request: httpx.Request, zone: str, record_id: str | None) -> httpx.Response:
-        if self.records[zone].pop(record_id or "", None) is None:
+    def _deleted(self, zone: str, record_id: str) -> dict[str, Any] | httpx.Response:
+        record = self.records[zone].pop(record_id, None)
+        if record is None:
             return _not_found()
-        return success({"id": record_id})
+        self._by_name[zone].get(record["name"], {}).pop(record_id, None)
+        self._version += 1
+        return record
+
+    def _store(self, zone: str, record: dict[str, Any]) -> None:
+        old = self.records[zone].get(record["id"])
+        if old is not None and old["name"] != record["name"]:
+            self._by_name[zone].get(old["name"], {}).pop(record["id"], None)
+        self.records[zone][record["id"]] = record
+        self._by_name[zone].setdefault(record["name"], {})[record["id"]] = None
+        self._version += 1
+
+    def _restore(self, zone: str, records: dict[str, dict[str, Any]]) -> None:
+        """Put the zone back as it was before a refused batch (and rebuild its name index)."""
+        self.records[zone] = records
+        self._by_name[zone] = {}
+        for record in records.values():
+            self._by_name[zone].setdefault(record["name"], {})[record["id"]] = None
+        self._version += 1
 
     # --- the zone's rules -----------------------------------------------------------------
-    def _update(self, zone: str, record: dict[str, Any], wanted: dict[str, Any]) -> httpx.Response:
+    def _update(
+        self, zone: str, record: dict[str, Any], wanted: dict[str, Any]
+    ) -> dict[str, Any] | httpx.Response:
         refused = self._refuse(zone, wanted, ignore=record["id"])
         if refused is not None:
             return refused
         updated = self._shape(zone, wanted)
         updated.update(id=record["id"], created_on=record["created_on"], modified_on=_now())
-        self.records[zone][record["id"]] = updated
-        return success(updated)
+        self._store(zone, updated)
+        return updated
 
     def _refuse(self, zone: str, fields: dict[str, Any], ignore: str = "") -> httpx.Response | None:
         """Cloudflare's validation of a record about to be written, or None when it passes."""
@@ -215,7 +305,8 @@ class FakeCloudflare(FakeVendor):
             return failure(
                 400, 9021, "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic."
             )
-        others = [r for r in self.records[zone].values() if r["id"] != ignore and r["name"] == name]
+        ids = self._by_name[zone].get(name, {})
+        others = [self.records[zone][i] for i in ids if i != ignore]
         for other in others:
             if other["type"] == record_type and _same_content(
                 record_type, other["content"], content
@@ -278,6 +369,11 @@ def _body(request: httpx.Request) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def _fields(item: dict[str, Any]) -> dict[str, Any]:
+    """A batch item's record fields (its `id` says which record, it is not a change)."""
+    return {key: value for key, value in item.items() if key != "id"}
 
 
 def _listed(record: dict[str, Any], params: httpx.QueryParams) -> bool:

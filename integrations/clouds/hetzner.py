@@ -1,4 +1,4 @@
-"""Hetzner Cloud adapter (https://docs.hetzner.cloud), over httpx through wopr/lib/http.py.
+"""Hetzner Cloud adapter (https://docs.hetzner.cloud) on the one request pipeline (VendorClient).
 
 Servers are created with delete and rebuild protection switched on; `delete_server` lifts it
 first. Every request asks the shared rate budget first and tells it what the answer said
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -19,24 +19,22 @@ from typing import Any, NotRequired, TypedDict, cast
 
 import httpx
 
-from provisioning.providers.base import (
+from integrations.budget import BudgetReading, RateBudget
+from integrations.clouds.base import (
     ActionStatus,
     CloudProvider,
     Created,
     Location,
-    NoBudget,
     ProviderError,
-    RateBudget,
     Server,
     ServerSpec,
     ServerType,
 )
-from wopr.lib.http import http_client
+from integrations.http import VendorClient, int_header
 
 logger = logging.getLogger(__name__)
 
 PER_PAGE = 50  # Hetzner's maximum page size
-MAX_PAGES = 20  # a hard cap, so a vendor bug cannot keep us paging forever
 LOCKED_RETRY_SECONDS = 5.0  # a running action holds the lock; Hetzner's actions are short
 # Labels that tie a server to the job (or Beacon) that made it: a server whose name is taken
 # is adopted only when one of them matches, never a stranger's server of the same name.
@@ -48,6 +46,7 @@ TRANSIENT_CODES = frozenset(
 )  # fmt: skip
 CAPACITY_CODES = frozenset({"resource_unavailable", "placement_error"})
 SHORT_WAIT_CODES = frozenset({"locked", "protected"})  # an action is still running: wait briefly
+COMING_UP = frozenset({"initializing", "starting"})  # a new server's states before running
 
 
 # --- the JSON shapes we read -----------------------------------------------------------------
@@ -142,15 +141,40 @@ def _retry_after(response: httpx.Response) -> float:
     header = response.headers.get("Retry-After")
     if header and header.strip().isdigit():
         return float(header)
-    reset = _int_header(response, "RateLimit-Reset")
+    reset = int_header(response, "RateLimit-Reset")
     if reset is not None:
         return max(reset - time.time(), 1.0)
     return 1.0
 
 
-def _int_header(response: httpx.Response, name: str) -> int | None:
-    value = response.headers.get(name, "").strip()
-    return int(value) if value.isdigit() else None
+def hetzner_budget(response: httpx.Response, error: ProviderError | None) -> BudgetReading | None:
+    """What the RateLimit-* headers (and a 429's wait) say about the project's budget."""
+    remaining = int_header(response, "RateLimit-Remaining")
+    limit = int_header(response, "RateLimit-Limit")
+    reset = int_header(response, "RateLimit-Reset")
+    limited = error is not None and error.code == "rate_limit_exceeded"
+    if remaining is None and limit is None and not limited:
+        return None  # the answer says nothing about the budget (a mock, a proxy's error page)
+    return BudgetReading(
+        remaining=remaining,
+        limit=limit,
+        reset_at=datetime.fromtimestamp(reset, tz=UTC) if reset is not None else None,
+        retry_after=error.retry_after if limited and error is not None else None,
+    )
+
+
+class HetznerApi(VendorClient):
+    """Hetzner's request pipeline: its error table and its RateLimit-* headers."""
+
+    vendor = "Hetzner"
+    error_class = ProviderError
+    correlation_header = "X-Correlation-Id"
+
+    def classify(self, response: httpx.Response) -> ProviderError:
+        return hetzner_error(response)
+
+    def budget_reading(self, response: httpx.Response, error: Any) -> BudgetReading | None:
+        return hetzner_budget(response, error)
 
 
 # --- the adapter -----------------------------------------------------------------------------
@@ -158,6 +182,7 @@ class HetznerProvider(CloudProvider):
     """Hetzner Cloud: servers with labels, delete protection, actions and a per-project budget."""
 
     kind = "hetzner"
+    adopts_on_create = True  # names are unique per project; a taken name of ours is adopted
 
     def __init__(
         self,
@@ -167,9 +192,9 @@ class HetznerProvider(CloudProvider):
         budget: RateBudget | None = None,
         ssh_keys: Sequence[str] = (),
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._token = token
-        self.budget: RateBudget = budget or NoBudget()
+        self.api = HetznerApi(base_url=base_url, token=token, budget=budget)
+        self.base_url = self.api.base_url
+        self.budget: RateBudget = self.api.budget
         self.ssh_keys = list(ssh_keys)
 
     def __repr__(self) -> str:  # never show the token
@@ -257,6 +282,13 @@ class HetznerProvider(CloudProvider):
             if error.code != "not_found":
                 raise
 
+    def create_failed(self, server: Server, action_id: str) -> bool:
+        """A server still initializing or starting is on its way (no call); one that is off
+        after its create may have failed: the action says."""
+        if server.status in COMING_UP:
+            return False
+        return super().create_failed(server, action_id)
+
     def action_status(self, action_id: str) -> ActionStatus:
         """GET /actions/{id}: running, success or error (an unknown action counts as error)."""
         if not action_id.isdigit():
@@ -279,70 +311,17 @@ class HetznerProvider(CloudProvider):
         return [_server_type(item) for item in self._pages("/server_types", "server_types")]
 
     # --- HTTP --------------------------------------------------------------------------------
-    def _pages(self, path: str, key: str, params: dict[str, str] | None = None) -> list[Any]:
-        """Every item of a paginated list, following meta.pagination.next_page."""
-        items: list[Any] = []
-        page: int | None = 1
-        for _ in range(MAX_PAGES):
-            body = self._call(
-                "GET", path, params={**(params or {}), "page": page, "per_page": PER_PAGE}
-            )
-            items.extend(body.get(key) or [])
-            page = ((body.get("meta") or {}).get("pagination") or {}).get("next_page")
-            if not page:
-                return items
-        raise ProviderError(
-            f"Hetzner {path}: more than {MAX_PAGES} pages", transient=False, code="too_many_pages"
+    def _pages(self, path: str, key: str, params: dict[str, str] | None = None) -> Iterator[Any]:
+        """Every item of a paginated list, following meta.pagination.next_page to the end."""
+        return self.api.pages(
+            path,
+            items=lambda body: body.get(key) or [],
+            next_page=_next_page,
+            params={**(params or {}), "per_page": PER_PAGE},
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """One request: budget check, send, budget record, log, raise on an error answer."""
-        self.budget.check()
-        response = self._send(method, path, **kwargs)
-        error = None if response.is_success else hetzner_error(response)
-        self._record_budget(response, error)
-        level = logging.DEBUG if error is None else logging.INFO
-        logger.log(
-            level,
-            "hetzner %s %s -> %s (X-Correlation-Id %s)",
-            method,
-            path,
-            response.status_code,
-            response.headers.get("X-Correlation-Id", "-"),
-        )
-        if error is not None:
-            raise error
-        return response.json() if response.content else {}
-
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        # A fresh client per request: nothing shared between threads, and a test transport
-        # installed after the provider was built is still picked up.
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-        try:
-            with http_client(base_url=self.base_url, headers=headers) as client:
-                return client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                f"Hetzner {method} {path}: timed out", transient=True, code="timeout"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError(
-                f"Hetzner {method} {path}: {type(exc).__name__}", transient=True, code="network"
-            ) from exc
-
-    def _record_budget(self, response: httpx.Response, error: ProviderError | None) -> None:
-        remaining = _int_header(response, "RateLimit-Remaining")
-        limit = _int_header(response, "RateLimit-Limit")
-        reset = _int_header(response, "RateLimit-Reset")
-        limited = error is not None and error.code == "rate_limit_exceeded"
-        if remaining is None and limit is None and not limited:
-            return  # the answer says nothing about the budget (a mock, a proxy's error page)
-        self.budget.record(
-            remaining=remaining,
-            limit=limit,
-            reset_at=datetime.fromtimestamp(reset, tz=UTC) if reset is not None else None,
-            retry_after=error.retry_after if limited and error is not None else None,
-        )
+        return self.api.request(method, path, **kwargs)
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -353,6 +332,10 @@ def label_selector(labels: dict[str, str]) -> str:
 
 def _same_owner(found: dict[str, str], wanted: dict[str, str]) -> bool:
     return any(key in wanted and found.get(key) == wanted[key] for key in OWNER_LABELS)
+
+
+def _next_page(body: dict[str, Any], page: int) -> int | None:
+    return ((body.get("meta") or {}).get("pagination") or {}).get("next_page") or None
 
 
 def _numeric(server_id: str) -> str:
