@@ -24,7 +24,6 @@ from django.utils.timezone import localtime
 
 from dns.models import DnsRecord
 from documents.models import Document, EmailMessage
-from provisioning import provision  # noqa: F401  (registers the provision workflow)
 from provisioning.jobs import WORKFLOWS, job_cancel, job_retry
 from provisioning.models import (
     Beacon,

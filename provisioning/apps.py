@@ -8,9 +8,21 @@ class ProvisioningConfig(AppConfig):
     name = "provisioning"
 
     def ready(self) -> None:
-        """Write the periodic schedules from their settings after every `migrate` (each start
-        of `make run` and of the web and worker containers migrates first)."""
+        """Register the workflows, and write the periodic schedules from their settings after
+        every `migrate` (each start of `make run` and of the web and worker containers migrates
+        first)."""
+        from provisioning.jobs import workflow_register
+        from provisioning.lifecycle import DECOMMISSION, RESUME, SUSPEND
+        from provisioning.provision import PROVISION
         from provisioning.schedules import schedules_post_migrate
+
+        for kind, workflow in (
+            ("provision", PROVISION),
+            ("suspend", SUSPEND),
+            ("resume", RESUME),
+            ("decommission", DECOMMISSION),
+        ):
+            workflow_register(kind, workflow)
 
         # sender=self: post_migrate is sent once per installed app; sync once per migrate.
         post_migrate.connect(

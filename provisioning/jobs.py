@@ -11,9 +11,12 @@ message loses or repeats nothing. Advancing a job:
    to the next step, release the lease and write a JobEvent; enqueue the next advance after
    commit.
 
-A step ends in one of four ways: `Done`, `Wait` (look again later; no worker sleeps), a transient
-`ExternalError` (attempt counted, exponential backoff with jitter, bounded) or a permanent one
-(the workflow's `compensate` step undoes what was made, then the job fails).
+A step ends in one of these ways: `Done`, `Wait` (until a time; the job row's next_attempt_at
+holds it and the due-job loop of provisioning.wakeups hands it to a worker then: no worker
+sleeps), `Again` (run the step again now, keeping facts), a transient `ExternalError` (attempt
+counted, exponential backoff with jitter, bounded; a wait for a vendor's shared rate budget is
+not an attempt) or a permanent one (the workflow's `compensate` step undoes what was made, then
+the job fails).
 """
 
 from __future__ import annotations
@@ -27,18 +30,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Order
+from integrations.errors import ExternalError
+from provisioning.checkpoint import BUDGET_WAITS, Checkpoint
 from provisioning.models import UNFINISHED_JOB_STATES, EventLevel, Job, JobEvent, JobState
-from wopr.lib.errors import ExternalError
 from wopr.lib.redact import redact
 
 logger = logging.getLogger(__name__)
 
 COMPENSATE = "compensate"
+# The error code of a vendor's shared request budget (DbRateBudget.check, before sending).
+BUDGET_SPENT = "rate_limit_budget"
+# A step waits for the budget at most this many times before a wait counts as an attempt.
+BUDGET_WAITS_MAX = 30
+# How long a job handed out by the due-job loop stays reserved for the worker it was sent to;
+# a lost message is handed out again after this.
+DISPATCH_LEASE = timedelta(seconds=30)
+# A job moved on or created was enqueued at once: the due-job loop leaves it to that message
+# for this long (racing it would only send a second message), then treats the message as lost.
+ENQUEUED_GRACE = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -51,15 +65,25 @@ class Done:
 
 @dataclass(frozen=True)
 class Wait:
-    """Nothing to do yet (a provider action running, a callback not yet received)."""
+    """Nothing to do before `until` (a provider action running, a callback not yet received).
+
+    A past `until` means "at the due-job loop's next look", never a hot loop."""
 
     until: datetime
     message: str
-    # Facts to keep while waiting (merged into the job's checkpoint), e.g. placements tried.
+
+
+@dataclass(frozen=True)
+class Again:
+    """Run the step again now, keeping `remember` (reserved checkpoint facts, e.g. the
+    placements tried) for that run."""
+
+    message: str
     remember: dict[str, Any] = field(default_factory=dict)
 
 
-StepFunction = Callable[[Job], Done | Wait]
+Outcome = Done | Wait | Again
+StepFunction = Callable[[Job], Outcome]
 
 
 @dataclass(frozen=True)
@@ -110,87 +134,121 @@ def workflow_register(kind: str, workflow: Workflow) -> None:
     WORKFLOWS[kind] = workflow
 
 
-# --- enqueueing ------------------------------------------------------------------------------
+# --- enqueueing and handing out due jobs ------------------------------------------------------
 
 
 def job_enqueue(job_id: uuid.UUID | str) -> None:
     """Ask a worker to look at the job once the current transaction commits (ids only); with
-    the broker down, the sweep enqueues it (the Job row is the truth)."""
+    the broker down, the due-job loop or the sweep enqueues it (the Job row is the truth)."""
     from wopr.lib.queue import task_enqueue_after_commit
 
     task_enqueue_after_commit("provisioning.tasks.job_advance", str(job_id), group="jobs")
 
 
-def job_wake_at(job_id: uuid.UUID | str, when: datetime) -> None:
-    """Ask the scheduler to look at the job again at `when` (one pending wake per job).
+def _lease_free(now: datetime) -> Q:
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
 
-    The periodic sweep (`jobs_sweep`) is the safety net if this wake is ever lost.
-    """
-    from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name=f"wake-job-{job_id}",
-        defaults={
-            "func": "provisioning.tasks.job_advance",
-            "args": repr(str(job_id)),
-            "schedule_type": Schedule.ONCE,
-            "repeats": -1,
-            "next_run": when,
-        },
-    )
+def _due(now: datetime) -> Any:
+    return Job.objects.filter(
+        _lease_free(now), state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now
+    ).order_by("next_attempt_at")
 
 
 def jobs_due(now: datetime | None = None, limit: int = 500) -> list[uuid.UUID]:
     """Unfinished jobs whose next attempt is due and whose lease (if any) has expired."""
-    now = now or timezone.now()
-    return list(
-        Job.objects.filter(state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .order_by("next_attempt_at")
-        .values_list("id", flat=True)[:limit]
-    )
+    return list(_due(now or timezone.now()).values_list("id", flat=True)[:limit])
+
+
+def jobs_dispatch_due(*, limit: int = 100) -> list[uuid.UUID]:
+    """Hand every due job to one worker: reserve it with a short lease (one token per batch)
+    and enqueue `job_advance(job, token)` after commit; that worker takes the lease over.
+
+    On PostgreSQL the due rows are locked with SKIP LOCKED, so loops in several worker
+    processes claim disjoint batches without waiting on each other; elsewhere (SQLite, one
+    writer at a time) the conditional update alone decides. Returns the ids handed out."""
+    from wopr.lib.queue import task_enqueue_after_commit
+
+    now, token = timezone.now(), uuid.uuid4()
+    # Waiting jobs and retries after a backoff have no message: the loop is their wake-up.
+    woken = Q(state=JobState.WAITING) | Q(attempts__gt=0)
+    with transaction.atomic():
+        due = _due(now).filter(woken | Q(next_attempt_at__lte=now - ENQUEUED_GRACE))
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        Job.objects.filter(_lease_free(now), pk__in=ids).update(
+            lease_token=token, lease_expires_at=now + DISPATCH_LEASE
+        )
+        claimed = list(
+            Job.objects.filter(pk__in=ids, lease_token=token).values_list("id", flat=True)
+        )
+        for job_id in claimed:
+            task_enqueue_after_commit(
+                "provisioning.tasks.job_advance", str(job_id), str(token), group="jobs"
+            )
+    return claimed
 
 
 # --- advancing -------------------------------------------------------------------------------
 
 
-def job_advance(*, job_id: uuid.UUID | str) -> bool:
-    """Run the job's current step if it is due and nobody else holds it. True if it ran."""
-    token = uuid.uuid4()
-    now = timezone.now()
-    claimed = (
-        Job.objects.filter(pk=job_id, state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(
-            state=JobState.RUNNING,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-        )
+def _claim(job_id: uuid.UUID | str, handed: uuid.UUID | str | None) -> uuid.UUID | None:
+    """Lease the job if it is due and free (or reserved for us by the due-job loop)."""
+    token, now = uuid.uuid4(), timezone.now()
+    free = _lease_free(now) | Q(lease_token=handed) if handed else _lease_free(now)
+    claimed = Job.objects.filter(
+        free, pk=job_id, state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now
+    ).update(
+        state=JobState.RUNNING,
+        lease_token=token,
+        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     )
-    if not claimed:
+    return token if claimed else None
+
+
+def job_advance(*, job_id: uuid.UUID | str, lease: uuid.UUID | str | None = None) -> bool:
+    """Run the job's current step if it is due and nobody else holds it. True if it ran.
+
+    `lease` is the token of the due-job loop's reservation, when it sent this message."""
+    token = _claim(job_id, lease)
+    if token is None:
         return False
     job = Job.objects.select_related("beacon", "beacon__order", "beacon__provider").get(pk=job_id)
     if job.started_at is None:
-        Job.objects.filter(pk=job.pk).update(started_at=now)
-    workflow = WORKFLOWS[job.kind]
+        Job.objects.filter(pk=job.pk).update(started_at=timezone.now())
+    _record(job, token, _run_step(job))
+    return True
+
+
+def _run_step(job: Job) -> Outcome | ExternalError:
+    """The step's outcome, or the error it ended with (an unforeseen one counts as transient)."""
     try:
-        outcome = workflow.function(job.step)(job)
+        return WORKFLOWS[job.kind].function(job.step)(job)
     except ExternalError as error:
-        if error.transient:
-            _fail_transient(job, token, error)
-        else:
-            _fail_permanent(job, token, str(error))
+        return error
     except Exception as error:  # a bug or an unforeseen failure: bounded retries, then fail
         logger.exception("job %s step %s raised", job.pk, job.step)
-        _fail_transient(
-            job, token, ExternalError(f"{type(error).__name__}: {error}", transient=True)
-        )
+        return ExternalError(f"{type(error).__name__}: {error}", transient=True)
+
+
+def _record(job: Job, token: uuid.UUID, outcome: Outcome | ExternalError) -> None:
+    if isinstance(outcome, Done):
+        _finish_step(job, token, WORKFLOWS[job.kind], outcome)
+    elif isinstance(outcome, Wait):
+        _pause(job, token, outcome.until, outcome.message)
+    elif isinstance(outcome, Again):
+        _pause(job, token, timezone.now(), outcome.message, outcome.remember, again=True)
+    elif (
+        outcome.code == BUDGET_SPENT and Checkpoint(job.checkpoint).budget_waits < BUDGET_WAITS_MAX
+    ):
+        _wait_for_budget(job, token, outcome)
+    elif outcome.transient:
+        _fail_transient(job, token, outcome)
     else:
-        if isinstance(outcome, Wait):
-            _wait(job, token, outcome)
-        else:
-            _finish_step(job, token, workflow, outcome)
-    return True
+        _fail_permanent(job, token, str(outcome))
 
 
 def _guarded(job: Job, token: uuid.UUID) -> Any:
@@ -209,22 +267,23 @@ def _release(job: Job, token: uuid.UUID) -> None:
         job_enqueue(job.pk)
 
 
+RELEASED = {"lease_token": None, "lease_expires_at": None}
+
+
 def _finish_step(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Done) -> None:
     now = timezone.now()
-    checkpoint = {**job.checkpoint, job.step: {**outcome.checkpoint, "at": now.isoformat()}}
+    checkpoint = Checkpoint(job.checkpoint)
     updates: dict[str, Any] = {
-        "checkpoint": checkpoint,
+        "checkpoint": checkpoint.with_result(job.step, outcome.checkpoint, now),
         "attempts": 0,
-        "lease_token": None,
-        "lease_expires_at": None,
         "next_attempt_at": now,
+        **RELEASED,
     }
     following = None if job.step == COMPENSATE else workflow.next_step(job.step)
     if following:
         updates.update(step=following, state=JobState.PENDING)
     elif job.step == COMPENSATE:
-        final = job.checkpoint.get("failure", {}).get("final_state", JobState.FAILED)
-        updates.update(state=final, finished_at=now)
+        updates.update(state=checkpoint.final_state, finished_at=now)
     else:
         updates.update(state=JobState.COMPLETED, finished_at=now)
     with transaction.atomic():
@@ -244,46 +303,60 @@ def _clear_attention_after_retry(job: Job) -> None:
 
     Only the flag as it stood when staff retried (same reason): if anything flagged the Order
     since (a payment problem, a new failure), it stays up for a human."""
-    retry = job.checkpoint.get("retry")
-    if not retry or not retry.get("attention_reason"):
+    reason = Checkpoint(job.checkpoint).retry_attention_reason
+    if not reason:
         return
     cleared = Order.objects.filter(
-        beacon__pk=job.beacon_id, needs_attention=True, attention_reason=retry["attention_reason"]
+        beacon__pk=job.beacon_id, needs_attention=True, attention_reason=reason
     ).update(needs_attention=False, attention_reason="")
     if cleared:
         _event(
             job,
             JobState.COMPLETED,
-            f"retried job succeeded: the order's needs-attention flag is cleared "
-            f"(was: {retry['attention_reason']})",
+            f"retried job succeeded: the order's needs-attention flag is cleared (was: {reason})",
         )
 
 
-def _wait(job: Job, token: uuid.UUID, outcome: Wait) -> None:
+def _pause(
+    job: Job,
+    token: uuid.UUID,
+    until: datetime,
+    message: str,
+    facts: dict[str, Any] | None = None,
+    *,
+    again: bool = False,
+) -> None:
+    """Wait until `until` keeping `facts`; `again`: run the step now (a worker is asked)."""
     with transaction.atomic():
         updated = _guarded(job, token).update(
-            state=JobState.WAITING,
-            next_attempt_at=outcome.until,
-            checkpoint={**job.checkpoint, **outcome.remember},
-            lease_token=None,
-            lease_expires_at=None,
+            state=JobState.PENDING if again else JobState.WAITING,  # pending: a message is sent
+            next_attempt_at=until,
+            checkpoint=Checkpoint(job.checkpoint).with_facts(**(facts or {})),
+            **RELEASED,
         )
         if not updated:
             _release(job, token)
             return
         last = job.events.order_by("-at", "-id").values_list("step", "message").first()
-        if last != (job.step, outcome.message):
-            _event(job, JobState.WAITING, outcome.message)
+        if last != (job.step, message):
+            _event(job, JobState.WAITING, message)
         # The Beacon may have called back while this step ran: its own enqueue found the job
         # leased, so look again now instead of at `until`.
         called_back = (
             Job.objects.filter(pk=job.pk).values_list("callback_completed_at", flat=True).first()
             != job.callback_completed_at
         )
-        if called_back or (outcome.remember and outcome.until <= timezone.now()):
-            job_enqueue(job.pk)  # something moved on (a callback, a new placement)
-        else:
-            job_wake_at(job.pk, outcome.until)  # never a hot loop, even with until <= now
+        if again or called_back:
+            job_enqueue(job.pk)
+
+
+def _wait_for_budget(job: Job, token: uuid.UUID, error: ExternalError) -> None:
+    """The vendor's shared request budget is spent: wait for its reset without counting an
+    attempt (a busy vendor must not fail purchases), at most BUDGET_WAITS_MAX times a step."""
+    waits = Checkpoint(job.checkpoint).budget_waits + 1
+    until = timezone.now() + timedelta(seconds=max(error.retry_after or 0.0, 1.0))
+    message = f"waiting for the vendor's request budget ({error})"
+    _pause(job, token, until, message, {BUDGET_WAITS: waits})
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -302,15 +375,13 @@ def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> None:
         _fail_permanent(job, token, f"gave up after {attempt} attempts: {error}")
         return
     delay = error.retry_after if error.retry_after is not None else backoff_seconds(attempt)
-    when = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
         updated = _guarded(job, token).update(
             state=JobState.PENDING,
             attempts=attempt,
             last_error=str(error)[:2000],
-            next_attempt_at=when,
-            lease_token=None,
-            lease_expires_at=None,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            **RELEASED,
         )
         if not updated:
             _release(job, token)
@@ -321,47 +392,48 @@ def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> None:
             f"attempt {attempt} failed ({error}); retrying in {delay:.0f}s",
             EventLevel.WARNING,
         )
-        job_wake_at(job.pk, when)
 
 
 def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> None:
     """Move to compensation, or fail outright when there is nothing (more) to undo."""
     workflow = WORKFLOWS[job.kind]
-    now = timezone.now()
-    if not workflow.compensates(job.step):
-        if job.step == COMPENSATE:
-            message = f"compensation gave up, a human must finish it: {message}"
-        with transaction.atomic():
-            if not _guarded(job, token).update(
-                state=JobState.FAILED,
-                last_error=message[:2000],
-                finished_at=now,
-                lease_token=None,
-                lease_expires_at=None,
-            ):
-                _release(job, token)
-                return
-            _event(job, JobState.FAILED, message, EventLevel.ERROR)
-        _tell_staff(workflow, job, message)
-        return
-    failure = _failure_record(job, message, JobState.FAILED)
+    undo = workflow.compensates(job.step)
+    if not undo and job.step == COMPENSATE:
+        message = f"compensation gave up, a human must finish it: {message}"
     with transaction.atomic():
         if not _guarded(job, token).update(
-            step=COMPENSATE,
-            state=JobState.PENDING,
-            attempts=0,
-            last_error=message[:2000],
-            checkpoint={**job.checkpoint, "failure": failure},
-            next_attempt_at=now,
-            lease_token=None,
-            lease_expires_at=None,
+            **_stopped(job, message, JobState.FAILED, undo), **RELEASED
         ):
             _release(job, token)
             return
-        _event(
-            job, JobState.PENDING, f"{job.step} failed: {message}; compensating", EventLevel.ERROR
-        )
-        job_enqueue(job.pk)
+        if undo:
+            _event(
+                job,
+                JobState.PENDING,
+                f"{job.step} failed: {message}; compensating",
+                EventLevel.ERROR,
+            )
+            job_enqueue(job.pk)
+        else:
+            _event(job, JobState.FAILED, message, EventLevel.ERROR)
+    if not undo:
+        _tell_staff(workflow, job, message)
+
+
+def _stopped(job: Job, reason: str, final_state: str, undo: bool) -> dict[str, Any]:
+    """The row's new fields when the job stops: compensating now (`undo`), or `final_state`."""
+    if not undo:
+        return {"state": final_state, "last_error": reason[:2000], "finished_at": timezone.now()}
+    checkpoint = Checkpoint(job.checkpoint)
+    failure = checkpoint.failure_record(job.step, reason, final_state)
+    return {
+        "step": COMPENSATE,
+        "state": JobState.PENDING,
+        "attempts": 0,
+        "last_error": reason[:2000],
+        "checkpoint": checkpoint.with_facts(failure=failure),
+        "next_attempt_at": timezone.now(),
+    }
 
 
 def _tell_staff(workflow: Workflow, job: Job, message: str) -> None:
@@ -372,16 +444,6 @@ def _tell_staff(workflow: Workflow, job: Job, message: str) -> None:
         workflow.gave_up(job, message)
     except Exception:
         logger.exception("job %s: telling staff that it gave up failed", job.pk)
-
-
-def _failure_record(job: Job, message: str, final_state: str) -> dict[str, Any]:
-    previous = job.checkpoint.get("failure", {})
-    return {
-        "step": job.step,
-        "message": message[:500],
-        "final_state": final_state,
-        "count": previous.get("count", 0) + 1,
-    }
 
 
 def _event(job: Job, state: str, message: str, level: str = EventLevel.INFO) -> None:
@@ -408,28 +470,14 @@ def job_abort(*, job: Job, reason: str, final_state: str) -> bool:
     if job.finished or job.step == COMPENSATE:
         return False
     workflow = WORKFLOWS[job.kind]
-    now = timezone.now()
     undo = workflow.compensates(job.step) or (
         final_state == JobState.CANCELLED and workflow.compensate is not None
     )
     with transaction.atomic():
         base = Job.objects.filter(pk=job.pk, state__in=UNFINISHED_JOB_STATES, step=job.step)
-        if not undo:
-            state = final_state
-            updated = base.update(state=state, finished_at=now, last_error=reason)
-        else:
-            state = JobState.PENDING
-            updated = base.update(
-                step=COMPENSATE,
-                state=state,
-                attempts=0,
-                last_error=reason,
-                checkpoint={**job.checkpoint, "failure": _failure_record(job, reason, final_state)},
-                next_attempt_at=now,
-            )
-        if not updated:
+        if not base.update(**_stopped(job, reason, final_state, undo)):
             return False
-        _event(job, state, reason, EventLevel.WARNING)
+        _event(job, JobState.PENDING if undo else final_state, reason, EventLevel.WARNING)
         if undo:
             job_enqueue(job.pk)
     if not undo and final_state == JobState.FAILED:
@@ -444,20 +492,15 @@ def job_retry(*, job: Job, requested_by: object = None) -> bool:
     remembers the Order's "needs attention" reason of that moment; when the job then completes,
     that flag is cleared (see `_clear_attention_after_retry`)."""
     job.refresh_from_db()
-    now = timezone.now()
-    # Keep what later attempts must know: the last failure and every placement tried, so a
-    # compensation can still find servers at a provider this attempt no longer uses.
-    kept = {
-        key: job.checkpoint[key] for key in ("failure", "placements_tried") if key in job.checkpoint
-    }
     flagged = (
         Order.objects.filter(beacon__pk=job.beacon_id, needs_attention=True)
         .values_list("attention_reason", flat=True)
         .first()
     )
-    kept["retry"] = {"by": str(requested_by or "staff"), "attention_reason": flagged or ""}
+    retry = {"by": str(requested_by or "staff"), "attention_reason": flagged or ""}
+    kept = Checkpoint(job.checkpoint).kept_on_retry(retry=retry)
     try:
-        return _retry(job, now, kept, requested_by)
+        return _retry(job, timezone.now(), kept, requested_by)
     except IntegrityError:  # another job of this Beacon is unfinished; it must end first
         return False
 

@@ -23,13 +23,15 @@ from django.utils import timezone
 
 from billing.models import Order, OrderStatus, PaymentFailure, SubscriptionStatus
 from dns.services import dns_records_delete
+from documents.emails import email_send_once
 from documents.models import EmailMessage, EmailStatus
-from provisioning.jobs import Done, StepFunction, Wait, Workflow, workflow_register
+from integrations.clouds.base import CloudProvider, Server
+from integrations.errors import ProviderError
+from provisioning.checkpoint import Checkpoint
+from provisioning.jobs import Done, StepFunction, Wait, Workflow
 from provisioning.models import Beacon, BeaconStatus, Job, StaffHold
-from provisioning.providers import get_provider
-from provisioning.providers.base import CloudProvider, Server
-from wopr.lib.emails import STALE_SENDING_AFTER, email_send_once
-from wopr.lib.errors import ProviderError
+from provisioning.provision import email_outcome, labelled_servers_delete
+from provisioning.vendors import get_dns_backend, get_provider
 
 SUSPENDED_POLICIES = ("power_off",)
 POWER_DEADLINE = timedelta(minutes=10)
@@ -152,12 +154,12 @@ def _wait_power_step(*, on: bool, power_step: str) -> StepFunction:
         provider, servers = _servers(_beacon(job))
         if all(server.status == wanted for server in servers):
             return Done(message=f"server(s) {wanted}")
-        actions = job.checkpoint.get(power_step, {}).get("actions", {})
-        if any(provider.action_status(action) == "running" for action in actions.values()):
-            started = datetime.fromisoformat(job.checkpoint[power_step]["at"])
-            if timezone.now() - started < POWER_DEADLINE:
-                poll = timezone.now() + timedelta(seconds=settings.JOB_POLL_SECONDS)
-                return Wait(poll, f"waiting for the server to be {wanted}")
+        checkpoint = Checkpoint(job.checkpoint)
+        actions = checkpoint.result(power_step).get("actions", {})
+        busy = any(provider.action_status(action) == "running" for action in actions.values())
+        if busy and timezone.now() - checkpoint.finished_at(power_step) < POWER_DEADLINE:
+            poll = timezone.now() + timedelta(seconds=settings.JOB_POLL_SECONDS)
+            return Wait(poll, f"waiting for the server to be {wanted}")
         raise ProviderError(f"the server is not {wanted} after the power action", transient=True)
 
     step.__doc__ = f"Wait until every server of the Beacon is {wanted}."
@@ -179,11 +181,7 @@ def _email(job: Job, template: str, key: str, **context: Any) -> Done | Wait:
         beacon=beacon,
         order=beacon.order,
     )
-    if message.status != EmailStatus.SENT:
-        # Another worker is sending it, or one crashed mid-send: look again once that claim
-        # goes stale (email_send_once then sends it).
-        return Wait(timezone.now() + STALE_SENDING_AFTER, f"{template} e-mail is {message.status}")
-    return Done({"email": message.pk}, f"{template} e-mail sent")
+    return email_outcome(message, template)
 
 
 def lifecycle_gave_up(job: Job, message: str) -> None:
@@ -192,10 +190,6 @@ def lifecycle_gave_up(job: Job, message: str) -> None:
     Order.objects.filter(beacon__pk=job.beacon_id).update(
         needs_attention=True, attention_reason=f"{job.kind} job failed: {message}"[:1000]
     )
-
-
-def _done_at(job: Job, step: str) -> datetime:
-    return datetime.fromisoformat(job.checkpoint[step]["at"])
 
 
 # --- suspend ------------------------------------------------------------------------------------
@@ -213,11 +207,15 @@ def step_mark_suspended(job: Job) -> Done:
 def step_notify_suspended(job: Job) -> Done | Wait:
     """Tell the customer, once per suspension; a Beacon kept by staff after its subscription
     ended was already told about the cancellation."""
-    cause = job.checkpoint.get("cause", "payment")
+    cause = Checkpoint(job.checkpoint).cause
     if cause == "kept":
         return Done(message="no e-mail: kept by staff after cancellation")
     return _email(
-        job, "suspended", f"suspended:{job.pk}", cause=cause, at=_done_at(job, "mark_suspended")
+        job,
+        "suspended",
+        f"suspended:{job.pk}",
+        cause=cause,
+        at=Checkpoint(job.checkpoint).finished_at("mark_suspended"),
     )
 
 
@@ -243,7 +241,12 @@ def step_mark_active(job: Job) -> Done:
 
 
 def step_notify_resumed(job: Job) -> Done | Wait:
-    return _email(job, "resumed", f"resumed:{job.pk}", at=_done_at(job, "mark_active"))
+    return _email(
+        job,
+        "resumed",
+        f"resumed:{job.pk}",
+        at=Checkpoint(job.checkpoint).finished_at("mark_active"),
+    )
 
 
 RESUME = Workflow(
@@ -260,25 +263,19 @@ RESUME = Workflow(
 # --- decommission -------------------------------------------------------------------------------
 
 
-def _scheduled_at(job: Job) -> datetime:
-    return datetime.fromisoformat(job.checkpoint["schedule"]["decommission_at"])
-
-
 def _announced_at(job: Job, email_key: str) -> datetime:
     """The deletion date to tell the customer: the scheduled one, moved to the grace period
     from now when it is sooner, and saved before the e-mail goes so the job keeps its word.
 
     Once the e-mail has gone, the date it gave stands (a retried step moves nothing).
     """
-    scheduled = _scheduled_at(job)
+    checkpoint = Checkpoint(job.checkpoint)
+    scheduled = checkpoint.decommission_at
     told = EmailMessage.objects.filter(idempotency_key=email_key, status=EmailStatus.SENT)
-    if job.checkpoint["schedule"].get("announced") or told.exists():
+    if checkpoint.announced or told.exists():
         return scheduled
     when = max(scheduled, timezone.now() + timedelta(days=settings.DECOMMISSION_GRACE_DAYS))
-    job.checkpoint = {
-        **job.checkpoint,
-        "schedule": {"decommission_at": when.isoformat(), "announced": True},
-    }
+    job.checkpoint = checkpoint.with_schedule(when, announced=True)
     # Saved now, not with the step's result: the e-mail may go even if this step's lease is lost.
     Job.objects.filter(pk=job.pk, step=job.step).update(checkpoint=job.checkpoint)
     return when
@@ -305,7 +302,7 @@ def step_announce(job: Job) -> Done | Wait:
 
 
 def step_wait_grace(job: Job) -> Done | Wait:
-    when = _scheduled_at(job)
+    when = Checkpoint(job.checkpoint).decommission_at
     if timezone.now() < when:
         return Wait(when, f"server and DNS records will be deleted at {when:%Y-%m-%d %H:%M} UTC")
     return Done(message="grace period over")
@@ -313,19 +310,12 @@ def step_wait_grace(job: Job) -> Done | Wait:
 
 def step_delete_servers(job: Job) -> Done:
     """Delete every server labelled for the Beacon at every configured provider."""
-    beacon = _beacon(job)
-    kinds = set(settings.PROVIDERS) | ({beacon.provider.kind} if beacon.provider else set())
-    deleted = []
-    for kind in sorted(kinds):
-        provider = get_provider(kind)
-        for server in provider.find_servers({"wopr-beacon": str(beacon.pk)}):
-            provider.delete_server(server.id)
-            deleted.append(f"{kind}/{server.id}")
+    deleted = labelled_servers_delete(_beacon(job), set(settings.PROVIDERS))
     return Done({"deleted_servers": deleted}, f"{len(deleted)} server(s) deleted")
 
 
 def step_delete_dns(job: Job) -> Done:
-    deleted = dns_records_delete(beacon=_beacon(job))
+    deleted = dns_records_delete(beacon=_beacon(job), backend=get_dns_backend())
     return Done({"deleted_records": deleted}, f"{deleted} DNS record(s) deleted")
 
 
@@ -348,10 +338,6 @@ DECOMMISSION = Workflow(
     ),
     gave_up=lifecycle_gave_up,
 )
-
-workflow_register("suspend", SUSPEND)
-workflow_register("resume", RESUME)
-workflow_register("decommission", DECOMMISSION)
 
 
 # --- settings -------------------------------------------------------------------------------------

@@ -12,21 +12,22 @@ from django.utils import timezone
 from billing.catalog import catalog_data, region_locations, server_size
 from billing.models import Bundle, Order, Tier
 from dns.services import dns_records_delete, dns_records_upsert
-from documents.models import EmailStatus
+from documents.emails import STALE_SENDING_AFTER, email_send_once
+from documents.models import EmailMessage, EmailStatus
 from documents.services import (
     custom_domain,
     document_attachments,
     document_kinds_for,
     document_render,
 )
+from integrations.clouds.base import ServerSpec
+from integrations.errors import ProviderError
 from provisioning.callbacks import job_callback_record, job_callback_token
-from provisioning.jobs import Done, Wait, Workflow, workflow_register
+from provisioning.checkpoint import PLACEMENTS_TRIED, Checkpoint
+from provisioning.jobs import Again, Done, Wait, Workflow
 from provisioning.models import Beacon, BeaconStatus, HealthStatus, Job, Provider
-from provisioning.providers import get_provider
-from provisioning.providers.base import ServerSpec
 from provisioning.userdata import bootstrap_user_data
-from wopr.lib.emails import STALE_SENDING_AFTER, email_send_once
-from wopr.lib.errors import ProviderError
+from provisioning.vendors import get_dns_backend, get_provider
 
 IMAGE = "debian-12"
 SERVER_READY_DEADLINE = timedelta(minutes=15)
@@ -163,20 +164,19 @@ def step_choose_provider(job: Job) -> Done:
     )
 
 
-def _next_placement(job: Job, beacon: Beacon, error: ProviderError) -> Wait:
+def _next_placement(job: Job, beacon: Beacon, error: ProviderError) -> Again:
     """No capacity where we asked: move to the next location of the region, then the next
     provider; fail when every placement has said no."""
     here = f"{beacon.provider.name}/{beacon.provider_location}"
-    tried = [*job.checkpoint.get("placements_tried", []), here]
+    tried = [*Checkpoint(job.checkpoint).placements_tried, here]
     number = size_number(beacon.bundle, beacon.tier)
     for provider, location in placement_order(beacon.region, beacon.provider, number):
         if f"{provider.name}/{location}" not in tried:
             size = _place(beacon, provider, location)
-            return Wait(
-                timezone.now(),
+            return Again(
                 f"no capacity at {here} ({error.code or error}); trying "
                 f"{provider.name}/{location} ({size})",
-                remember={"placements_tried": tried},
+                remember={PLACEMENTS_TRIED: tried},
             )
     raise ProviderError(
         f"no capacity anywhere in region {beacon.region!r} (tried {', '.join(tried)})",
@@ -190,11 +190,13 @@ def server_labels(job: Job) -> dict[str, str]:
     return {"wopr-beacon": str(job.beacon_id), "wopr-job": str(job.pk), "managed-by": "wopr"}
 
 
-def step_create_server(job: Job) -> Done | Wait:
+def step_create_server(job: Job) -> Done | Again:
     """Create the server, or adopt the one an earlier attempt of this job already made."""
     beacon = Beacon.objects.select_related("provider", "bundle", "tier").get(pk=job.beacon_id)
     provider = get_provider(beacon.provider.kind)
-    existing = provider.find_servers({"wopr-job": str(job.pk)})
+    # Where a retried create adopts its own server (unique names), no lookup is needed first.
+    adopts = provider.adopts_on_create
+    existing = [] if adopts else provider.find_servers({"wopr-job": str(job.pk)})
     if existing:
         server, action_id, verb = existing[0], "", "adopted"
         if not server.protected:
@@ -215,7 +217,8 @@ def step_create_server(job: Job) -> Done | Wait:
             if not error.capacity:
                 raise
             return _next_placement(job, beacon, error)
-        server, action_id, verb = created.server, created.action_id, "created"
+        server, action_id = created.server, created.action_id
+        verb = "created" if action_id else "adopted"
     Beacon.objects.filter(pk=beacon.pk).update(
         provider_server_id=server.id, ipv4=server.ipv4, ipv6=server.ipv6 or ""
     )
@@ -230,17 +233,23 @@ def _ssh_keys(kind: str) -> list[str]:
 
 
 def step_wait_server_running(job: Job) -> Done | Wait:
-    """Poll the create action, then the server, until the provider reports it running."""
+    """Poll the server until the provider reports it running (its create action is read only
+    where the server's own state cannot tell a failed create from a slow one)."""
     beacon = Beacon.objects.select_related("provider").get(pk=job.beacon_id)
     provider = get_provider(beacon.provider.kind)
-    created = job.checkpoint["create_server"]
-    if created.get("action_id"):
-        status = provider.action_status(created["action_id"])
-        if status == "error":
-            raise ProviderError("the provider reports the create action failed", transient=False)
+    created = Checkpoint(job.checkpoint).result("create_server")
     server = provider.get_server(created["server_id"])
     if server is None:
         raise ProviderError(f"server {created['server_id']} disappeared", transient=False)
+    action_id = created.get("action_id")
+    if server.status != "running" and action_id and provider.create_failed(server, action_id):
+        raise ProviderError("the provider reports the create action failed", transient=False)
+    if server.status == "off" and not created.get("action_id"):
+        # Adopted after a lost answer, so no action to poll: a new server that is off (not
+        # initializing or starting) is one whose create failed. Decide now, not at the deadline.
+        raise ProviderError(
+            f"adopted server {server.id} is off: its create failed", transient=False
+        )
     if server.status == "running":
         Beacon.objects.filter(pk=beacon.pk).update(ipv4=server.ipv4, ipv6=server.ipv6 or "")
         return Done({"ipv4": server.ipv4, "ipv6": server.ipv6}, "server is running")
@@ -252,7 +261,7 @@ def step_wait_server_running(job: Job) -> Done | Wait:
 def step_dns(job: Job) -> Done:
     """A and AAAA for the fqdn and its wildcard, unproxied, TTL 300."""
     beacon = Beacon.objects.get(pk=job.beacon_id)
-    records = dns_records_upsert(beacon=beacon)
+    records = dns_records_upsert(beacon=beacon, backend=get_dns_backend())
     return Done(
         {"records": [record.provider_record_id for record in records]},
         f"{len(records)} DNS records published",
@@ -315,11 +324,15 @@ def step_send_welcome(job: Job) -> Done | Wait:
         order=beacon.order,
         attachments=document_attachments(beacon),
     )
+    return email_outcome(message, "welcome")
+
+
+def email_outcome(message: EmailMessage, template: str) -> Done | Wait:
+    """Done once the e-mail is sent. Otherwise another worker is sending it, or one crashed
+    mid-send: look again once that claim goes stale (email_send_once then sends it)."""
     if message.status != EmailStatus.SENT:
-        # Another worker is sending it, or one crashed mid-send: look again once that claim
-        # goes stale (email_send_once then sends it).
-        return Wait(timezone.now() + STALE_SENDING_AFTER, f"welcome e-mail is {message.status}")
-    return Done({"email": message.pk}, "welcome e-mail sent")
+        return Wait(timezone.now() + STALE_SENDING_AFTER, f"{template} e-mail is {message.status}")
+    return Done({"email": message.pk}, f"{template} e-mail sent")
 
 
 def step_activate(job: Job) -> Done:
@@ -335,21 +348,16 @@ def compensate_provision(job: Job) -> Done:
 
     Staff are flagged first, so a compensation that keeps failing is already visible."""
     beacon = Beacon.objects.select_related("provider", "order").get(pk=job.beacon_id)
-    failure = job.checkpoint.get("failure", {})
-    final = failure.get("final_state", "failed")
+    checkpoint = Checkpoint(job.checkpoint)
+    failure, final = checkpoint.failure, checkpoint.final_state
     with transaction.atomic():
         Beacon.objects.filter(pk=beacon.pk).update(status=BeaconStatus.FAILED)
         Order.objects.filter(pk=beacon.order_id).update(
             needs_attention=True,
             attention_reason=f"provisioning {final}: {failure.get('message', '')}"[:1000],
         )
-    deleted = []
-    for row in _providers_to_sweep(job, beacon):
-        provider = get_provider(row.kind)
-        for server in provider.find_servers({"wopr-beacon": str(beacon.pk)}):
-            provider.delete_server(server.id)
-            deleted.append(f"{row.name}/{server.id}")
-    dns_records_delete(beacon=beacon)
+    deleted = labelled_servers_delete(beacon, _providers_to_sweep(job, beacon))
+    dns_records_delete(beacon=beacon, backend=get_dns_backend())
     Beacon.objects.filter(pk=beacon.pk).update(provider_server_id="", ipv4=None, ipv6="")
     if final == "failed":
         _failure_emails(job, beacon, failure)
@@ -359,14 +367,24 @@ def compensate_provision(job: Job) -> Done:
     )
 
 
-def _providers_to_sweep(job: Job, beacon: Beacon) -> list[Provider]:
+def _providers_to_sweep(job: Job, beacon: Beacon) -> set[str]:
     """Every provider this Beacon may have a server at: the ones tried, the current one, and
     every enabled one (a retry may have moved the Beacon)."""
-    names = {entry.split("/")[0] for entry in job.checkpoint.get("placements_tried", [])}
-    names.update(settings.PROVIDERS)
+    return Checkpoint(job.checkpoint).providers_tried | set(settings.PROVIDERS)
+
+
+def labelled_servers_delete(beacon: Beacon, kinds: set[str]) -> list[str]:
+    """Delete every server labelled for the Beacon at each provider kind (and its current
+    one); returns `kind/id` of each."""
     if beacon.provider is not None:
-        names.add(beacon.provider.name)
-    return list(Provider.objects.filter(name__in=names).order_by("name"))
+        kinds = kinds | {beacon.provider.kind}
+    deleted = []
+    for kind in sorted(kinds):
+        provider = get_provider(kind)
+        for server in provider.find_servers({"wopr-beacon": str(beacon.pk)}):
+            provider.delete_server(server.id)
+            deleted.append(f"{kind}/{server.id}")
+    return deleted
 
 
 def provision_gave_up(job: Job, message: str) -> None:
@@ -376,7 +394,7 @@ def provision_gave_up(job: Job, message: str) -> None:
     Order.objects.filter(pk=beacon.order_id).update(
         needs_attention=True, attention_reason=f"provisioning stopped: {message}"[:1000]
     )
-    count = job.checkpoint.get("failure", {}).get("count", 0)
+    count = Checkpoint(job.checkpoint).failure_count
     _operators_email(job, beacon, message, key=f"provisioning_gave_up:{job.pk}:{count}")
 
 
@@ -416,7 +434,7 @@ def _operators_email(job: Job, beacon: Beacon, error: str, *, key: str) -> None:
 
 
 def _finished_at(job: Job, step: str) -> datetime:
-    return datetime.fromisoformat(job.checkpoint[step]["at"])
+    return Checkpoint(job.checkpoint).finished_at(step)
 
 
 def _poll_time() -> datetime:
@@ -439,4 +457,3 @@ PROVISION = Workflow(
     point_of_no_return="render_documents",
     gave_up=provision_gave_up,
 )
-workflow_register("provision", PROVISION)

@@ -31,8 +31,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Order, OrderStatus, StripeMode
-from dns.backends import get_dns_backend
-from dns.backends.base import Record
+from integrations.clouds.base import Server
+from integrations.dns.base import Record
+from integrations.errors import ExternalError
 from provisioning.lifecycle import beacon_desired_status, billing_desired_status
 from provisioning.models import (
     UNFINISHED_JOB_STATES,
@@ -43,9 +44,7 @@ from provisioning.models import (
     JobState,
     ReconcileRun,
 )
-from provisioning.providers import get_provider
-from provisioning.providers.base import Server
-from wopr.lib.errors import ExternalError
+from provisioning.vendors import get_dns_backend, get_provider
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,11 @@ at each start: so a changed setting takes effect at the next start. It is idempo
 Settings win. A start rewrites each schedule's function, interval and repeats, so an edit or a
 pause made in the admin lasts until the next start; to change or stop one for good, change its
 setting (0 minutes removes the provider health and reconcile schedules; the job sweep is the
-safety net for lost messages and waiting steps, and cannot be switched off). The time of the
+safety net for lost messages and waiting steps, and cannot be switched off).
+
+Waiting jobs are not django-q2 schedules: each qcluster's due-job loop (provisioning.wakeups)
+looks every JOB_DUE_POLL_SECONDS at the job rows' next_attempt_at. Per-job `wake-job-<id>` rows
+of older versions are removed here. The time of the
 next run is kept when the interval is unchanged (restarts do not push it back), and brought
 forward when a shorter interval makes it come sooner.
 """
@@ -51,6 +55,8 @@ PERIODIC = (
     ),
     Periodic("wopr-reconcile", "provisioning.tasks.reconcile_sweep", "RECONCILE_SWEEP_MINUTES", 0),
 )
+# The due-job loop's interval (seconds): at most 1, so a step waiting N s runs within N + 1 s.
+DUE_POLL_SETTING, DUE_POLL_RANGE = "JOB_DUE_POLL_SECONDS", (0.05, 1.0)
 
 
 def schedules_sync(*, using: str = "default", model: Any = None) -> dict[str, str]:
@@ -72,6 +78,7 @@ def schedules_sync(*, using: str = "default", model: Any = None) -> dict[str, st
                 continue
             row = rows.order_by("pk").first()
             done[periodic.name] = _upsert(model, row, periodic, max(minutes, 1), using)
+        model.objects.using(using).filter(name__startswith="wake-job-").delete()
     changed = {name: outcome for name, outcome in done.items() if outcome != "unchanged"}
     if changed:
         logger.info("schedules: %s", ", ".join(f"{k} {v}" for k, v in changed.items()))
@@ -130,4 +137,10 @@ def check_schedule_settings(app_configs: Any, **kwargs: Any) -> list[CheckMessag
                     obj=periodic.name,
                 )
             )
+    low, high = DUE_POLL_RANGE
+    poll = getattr(settings, DUE_POLL_SETTING, None)
+    if not isinstance(poll, int | float) or not low <= poll <= high:
+        errors.append(
+            Error(f"{DUE_POLL_SETTING} must be between {low} and {high} seconds.", id="wopr.E091")
+        )
     return errors

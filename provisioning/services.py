@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import Order
-from provisioning import provision  # noqa: F401  (registers the provision workflow)
+from provisioning.checkpoint import Checkpoint
 from provisioning.jobs import WORKFLOWS, job_abort, job_enqueue
 from provisioning.lifecycle import (
     DECOMMISSION_CANCELLABLE_STEPS,
@@ -32,32 +32,45 @@ def beacon_fqdn(name: str) -> str:
     return f"{name}.{settings.WOPR_BASE_DOMAIN}"
 
 
-def beacon_create_for_order(*, order: Order) -> tuple[Beacon, bool]:
+def beacon_create_for_order(
+    *, order: Order, new_order: bool = False, converge: bool = False
+) -> tuple[Beacon, bool]:
     """The Order's Beacon and provision Job, created once (unique per Order).
 
     Runs inside the webhook's transaction; the job is enqueued after commit. A redelivered or
     concurrent event finds the existing Beacon (the one-to-one constraint decides the race).
+    `new_order`: the caller inserted the Order in this transaction, so no Beacon can exist for
+    it and no other transaction can make one (no look-up, no savepoint). `converge`: billing
+    said something before the Beacon existed; the mark makes the end of the provision job (or
+    the sweep) bring the Beacon in line, without a task of its own.
     """
+    if new_order:
+        return _beacon_create(order, converge), True
     existing = Beacon.objects.filter(order=order).first()
     if existing is not None:
         return existing, False
     try:
         with transaction.atomic():
-            beacon = Beacon.objects.create(
-                owner=order.customer,
-                order=order,
-                name=order.beacon_name,
-                fqdn=beacon_fqdn(order.beacon_name),
-                bundle=order.bundle,
-                tier=order.tier,
-                modules=list(order.bundle.modules),
-                region=order.region,
-                stripe_mode=order.stripe_mode,
-            )
-            job_start(beacon=beacon, kind=JobKind.PROVISION)
+            return _beacon_create(order, converge), True
     except IntegrityError:
         return Beacon.objects.get(order=order), False
-    return beacon, True
+
+
+def _beacon_create(order: Order, converge: bool) -> Beacon:
+    beacon = Beacon.objects.create(
+        owner_id=order.customer_id,
+        order=order,
+        name=order.beacon_name,
+        fqdn=beacon_fqdn(order.beacon_name),
+        bundle=order.bundle,
+        tier_id=order.tier_id,
+        modules=list(order.bundle.modules),
+        region=order.region,
+        stripe_mode=order.stripe_mode,
+        converge_requested_at=timezone.now() if converge else None,
+    )
+    job_start(beacon=beacon, kind=JobKind.PROVISION)
+    return beacon
 
 
 def job_start(*, beacon: Beacon, kind: str, requested_by: object = None) -> Job:
@@ -171,14 +184,14 @@ def _lifecycle_job_start(beacon: Beacon, kind: str, requested_by: object) -> Job
     checkpoint: dict[str, object] = {}
     if kind == JobKind.DECOMMISSION:
         Beacon.objects.filter(pk=beacon.pk).update(status=BeaconStatus.DECOMMISSIONING)
-        checkpoint["schedule"] = {"decommission_at": decommission_at(beacon).isoformat()}
+        checkpoint = Checkpoint({}).with_schedule(decommission_at(beacon))
     elif kind == JobKind.SUSPEND:
+        cause = "payment"
         if beacon.staff_hold == StaffHold.SUSPEND:
-            checkpoint["cause"] = "staff"
+            cause = "staff"
         elif beacon.status == BeaconStatus.DECOMMISSIONING:
-            checkpoint["cause"] = "kept"
-        else:
-            checkpoint["cause"] = "payment"
+            cause = "kept"
+        checkpoint = Checkpoint({}).with_facts(cause=cause)
     job = job_start(beacon=beacon, kind=kind, requested_by=requested_by)
     if checkpoint:
         Job.objects.filter(pk=job.pk).update(checkpoint=checkpoint)
@@ -215,9 +228,8 @@ def beacon_staff_decommission_now(*, beacon: Beacon, requested_by: object) -> st
         return _staff_converge(beacon, requested_by, "decommission now")
     now = timezone.now()
     with transaction.atomic():
-        schedule = {"decommission_at": now.isoformat()}
         Job.objects.filter(pk=waiting.pk).update(
-            checkpoint={**waiting.checkpoint, "schedule": schedule},
+            checkpoint=Checkpoint(waiting.checkpoint).with_schedule(now),
             next_attempt_at=now,
             requested_by=requested_by,
         )

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.utils import timezone
 from django_q.tasks import async_task
 
-from billing.models import PaymentFailure
-from provisioning import lifecycle, provision  # noqa: F401  (register the workflows)
 from provisioning.jobs import job_advance as advance
 from provisioning.jobs import jobs_due
 from provisioning.models import FINISHED_JOB_STATES, Beacon, Job
@@ -18,13 +14,13 @@ from provisioning.services import beacon_converge as converge
 logger = logging.getLogger(__name__)
 
 SWEEP_LIMIT = 500
-DUNNING_RETRY_FOR = timedelta(days=3)
 
 
-def job_advance(job_id: str) -> bool:
-    """Run the job's current step if it is due and unclaimed; when the job has finished, bring
-    its Beacon in line with billing (a suspend or resume may have waited for this job)."""
-    ran = advance(job_id=job_id)
+def job_advance(job_id: str, lease: str | None = None) -> bool:
+    """Run the job's current step if it is due and unclaimed (`lease`: the due-job loop's
+    reservation for this message); when the job has finished, bring its Beacon in line with
+    billing (a suspend or resume may have waited for this job)."""
+    ran = advance(job_id=job_id, lease=lease)
     if ran:
         finished = Job.objects.filter(pk=job_id, state__in=FINISHED_JOB_STATES)
         beacon_id = finished.values_list("beacon_id", flat=True).first()
@@ -35,7 +31,8 @@ def job_advance(job_id: str) -> bool:
 
 def jobs_sweep() -> int:
     """Re-enqueue every unfinished job that is due or whose lease expired (lost messages,
-    dead workers), every Beacon marked for converging, and every dunning e-mail not yet sent.
+    dead workers, no due-job loop running), every Beacon marked for converging, and billing's
+    sweep of dunning e-mails not yet sent (by name: provisioning imports no billing flow).
     Scheduled every JOB_SWEEP_MINUTES; returns how many jobs were enqueued."""
     due = jobs_due()
     for job_id in due:
@@ -47,15 +44,7 @@ def jobs_sweep() -> int:
     )
     for beacon_id in marked.values_list("pk", flat=True)[:SWEEP_LIMIT]:
         async_task("provisioning.tasks.beacon_converge", str(beacon_id), group="jobs")
-    # Dunning e-mails that did not go out (a lost task, mail down), for as long as they help.
-    unsent = PaymentFailure.objects.filter(
-        order__isnull=False,
-        paid_at__isnull=True,
-        notified_at__isnull=True,
-        created_at__gte=timezone.now() - DUNNING_RETRY_FOR,
-    )
-    for failure_id in unsent.values_list("pk", flat=True)[:SWEEP_LIMIT]:
-        async_task("provisioning.tasks.payment_failure_notify", failure_id, group="emails")
+    async_task("billing.tasks.dunning_sweep", group="emails")
     return len(due)
 
 
@@ -64,18 +53,17 @@ def beacon_converge(beacon_id: str) -> str:
     return converge(beacon_id=beacon_id)
 
 
-def payment_failure_notify(payment_failure_id: int) -> str:
-    """The dunning e-mail for one failed invoice (sent once)."""
-    from billing.subscriptions import payment_failure_notify as notify
-
-    return notify(payment_failure_id=payment_failure_id)
+# Messages queued under the old names: handed on to billing's entry points by name.
 
 
-def trial_ending_notify(order_id: str, trial_end: int) -> str:
-    """The trial-ending reminder (sent once per trial end)."""
-    from billing.subscriptions import trial_ending_notify as notify
+def payment_failure_notify(payment_failure_id: int) -> str | None:
+    """Forwards to billing.tasks.payment_failure_notify."""
+    return async_task("billing.tasks.payment_failure_notify", payment_failure_id, group="emails")
 
-    return notify(order_id=order_id, trial_end=trial_end)
+
+def trial_ending_notify(order_id: str, trial_end: int) -> str | None:
+    """Forwards to billing.tasks.trial_ending_notify."""
+    return async_task("billing.tasks.trial_ending_notify", order_id, trial_end, group="emails")
 
 
 def provider_health_sweep() -> str:

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from dns.models import DnsRecord, DnsRecordStatus
 from documents.models import Document
+from provisioning.checkpoint import Checkpoint
 from provisioning.jobs import COMPENSATE, WORKFLOWS
 from provisioning.models import Beacon, Job
 
@@ -64,7 +65,7 @@ def job_cancel_teardown(*, job: Job) -> Teardown:
             kept=_kept(beacon),
             deletes=False,
         )
-    tried = {entry.split("/")[0] for entry in job.checkpoint.get("placements_tried", [])}
+    tried = Checkpoint(job.checkpoint).providers_tried
     return Teardown(
         beacon=beacon,
         summary=(

@@ -19,7 +19,7 @@ from documents.models import Document
 from documents.services import document_path
 from provisioning.faults import fault_inject
 from provisioning.models import Beacon, FakeServer, Job, JobEvent
-from provisioning.providers import get_provider
+from provisioning.vendors import get_provider
 from tests.djstripe_route import djstripe_route  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -395,7 +395,7 @@ def test_crash_after_create_before_checkpoint_adopts_server(
 
     from django.utils import timezone
 
-    from provisioning.providers.base import ServerSpec
+    from integrations.clouds.base import ServerSpec
     from provisioning.provision import server_labels
     from provisioning.tasks import jobs_sweep
 

@@ -18,6 +18,7 @@ from provisioning.jobs import (
     job_advance,
     job_cancel,
     job_retry,
+    jobs_dispatch_due,
     jobs_due,
 )
 from provisioning.models import Beacon, FakeServer, Job, JobEvent
@@ -118,15 +119,16 @@ def test_a_finished_job_is_never_advanced_again(beacon, run):
     assert JobEvent.objects.count() == events
 
 
-def test_waiting_schedules_a_wake_up_instead_of_sleeping(beacon, run, settings):
+def test_waiting_sets_the_wake_up_on_the_job_row_instead_of_sleeping(beacon, run, settings):
+    # The job row's next_attempt_at is the wake-up (the due-job loop hands it out then); no
+    # per-job django-q2 Schedule row any more.
     settings.FAKE_SERVER_BOOT_SECONDS = 600
     job = run(job_start(beacon=beacon, kind="provision"))
 
     assert (job.state, job.step) == ("waiting", "wait_server_running")
-    wake = Schedule.objects.get(name=f"wake-job-{job.pk}")
-    assert wake.func == "provisioning.tasks.job_advance"
-    assert wake.next_run == job.next_attempt_at
+    assert not Schedule.objects.filter(name__startswith="wake-job-").exists()
     assert job.next_attempt_at > timezone.now()
+    assert jobs_dispatch_due() == []
 
 
 def test_repeated_waits_write_one_timeline_line(beacon, run, settings):
@@ -325,7 +327,7 @@ def test_a_failure_after_the_beacon_is_installed_keeps_the_server(beacon, run, m
     from provisioning import provision
 
     def broken_render(*, beacon, kind):
-        from wopr.lib.errors import ExternalError
+        from integrations.errors import ExternalError
 
         raise ExternalError("template missing", transient=False)
 
@@ -372,7 +374,7 @@ def test_retry_after_the_point_of_no_return_keeps_the_same_server(beacon, run, m
     def flaky_render(*, beacon, kind):
         calls["n"] += 1
         if calls["n"] == 1:
-            from wopr.lib.errors import ExternalError
+            from integrations.errors import ExternalError
 
             raise ExternalError("template missing", transient=False)
         return original(beacon=beacon, kind=kind)

@@ -110,6 +110,31 @@ def test_a_bad_interval_stops_start_up_naming_the_setting(settings):
     assert len(messages) == 2
 
 
+@pytest.mark.parametrize("seconds", [0, 1.5, "fast"])
+def test_a_due_loop_interval_that_breaks_the_one_second_promise_stops_start_up(settings, seconds):
+    from provisioning.schedules import check_schedule_settings
+
+    settings.JOB_DUE_POLL_SECONDS = seconds
+
+    messages = [error.msg for error in check_schedule_settings(None)]
+
+    assert messages == ["JOB_DUE_POLL_SECONDS must be between 0.05 and 1.0 seconds."]
+
+
+def test_per_job_wake_rows_of_older_versions_are_removed_at_the_next_start():
+    Schedule.objects.create(
+        name="wake-job-1234",
+        func="provisioning.tasks.job_advance",
+        schedule_type=Schedule.ONCE,
+        next_run=timezone.now(),
+    )
+
+    start()
+
+    assert not Schedule.objects.filter(name__startswith="wake-job-").exists()
+    assert "wopr-jobs-sweep" in minutes()
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_environment_variable_sets_the_sweep_at_start_up():

@@ -37,11 +37,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "djstripe",
+    # Before django_q: provisioning's `qcluster` command (the cluster plus the due-job loop)
+    # must win over django-q2's.
+    "provisioning",
     "django_q",
     "anymail",
     "wopr.apps.WoprConfig",
     "billing",
-    "provisioning",
     "dns",
     "documents",
 ]
@@ -148,6 +150,8 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", default=5.0)
 JOB_CALLBACK_DEADLINE_SECONDS = env.int("JOB_CALLBACK_DEADLINE_SECONDS", default=3600)
 JOB_SWEEP_MINUTES = env.int("JOB_SWEEP_MINUTES", default=1)
+# How often each qcluster's due-job loop looks for jobs whose wake-up time has come (seconds).
+JOB_DUE_POLL_SECONDS = env.float("JOB_DUE_POLL_SECONDS", default=0.25)
 
 # Provider health sweep (`manage.py provider_health`; also the django-q2 schedule
 # "wopr-provider-health", every PROVIDER_HEALTH_SWEEP_MINUTES).
@@ -212,7 +216,9 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["poll"] = 0.5
+    # How long an idle ORM broker waits before looking for a task again: a Beacon's callback
+    # or a staff action waits at most this long for a worker (one small query per look).
+    Q_CLUSTER["poll"] = 0.2
 
 # --- DRF -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

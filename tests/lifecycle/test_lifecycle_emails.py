@@ -12,12 +12,12 @@ from django.utils import timezone
 
 from billing.models import Order, PaymentFailure
 from billing.subscriptions import money_display
+from billing.tasks import payment_failure_notify
 from documents.models import EmailMessage
 from provisioning.faults import fault_inject
 from provisioning.jobs import job_retry
 from provisioning.lifecycle import step_notify_suspended
 from provisioning.models import Job
-from provisioning.tasks import payment_failure_notify
 from tests.lifecycle.stripe_events import invoice_event, subscription_event
 
 pytestmark = pytest.mark.django_db

@@ -17,15 +17,15 @@ from django.urls import reverse
 
 from billing.models import Order
 from billing.simulation import checkout_completed_event
-from dns.backends.base import RecordSpec
 from dns.backends.fake import FakeDns
 from dns.models import FakeDnsRecord
 from documents.models import EmailMessage
+from integrations.clouds.base import ServerSpec
+from integrations.dns.base import RecordSpec
+from provisioning.fake_cloud import FakeProvider
 from provisioning.faults import fault_inject
 from provisioning.jobs import job_retry
 from provisioning.models import Beacon, FakeServer, ReconcileRun
-from provisioning.providers.base import ServerSpec
-from provisioning.providers.fake import FakeProvider
 from tests.lifecycle.stripe_events import subscription_event
 
 pytestmark = pytest.mark.django_db
