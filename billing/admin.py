@@ -16,7 +16,7 @@ from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from billing.models import Bundle, Customer, Order, PaymentFailure, Price, Tier
+from billing.models import Bundle, CatalogVersion, Customer, Order, PaymentFailure, Price, Tier
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
 
 
@@ -255,3 +255,11 @@ class PaymentFailureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
     )
     readonly_fields = fields
+
+
+@admin.register(CatalogVersion)
+class CatalogVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The catalogue's version stamp, moved by the database on every catalogue write: shown so
+    staff can see the public catalogue was rebuilt after an edit; nobody sets it by hand."""
+
+    list_display = ("stamp",)

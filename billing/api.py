@@ -3,12 +3,10 @@ Server-Sent Events stream is billing.order_events). Thin views: the work is in b
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -16,6 +14,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.catalog_cache import catalog_rendered
 from billing.checkout import (
     CheckoutDisabled,
     OrderMismatch,
@@ -65,15 +64,16 @@ class CatalogView(PublicAPIView):
             **error_responses(429),
         },
     )
-    def get(self, request: Request) -> Response:
-        body = CatalogSerializer(catalog_public()).data
-        encoded = json.dumps(body, sort_keys=True, cls=DjangoJSONEncoder).encode()
-        etag = f'"{hashlib.sha256(encoded).hexdigest()[:32]}"'
+    def get(self, request: Request) -> HttpResponse:
+        # Rendered once per catalogue version (billing.catalog_cache): no serializer, no JSON
+        # encoding and no hashing per request, and a 304 builds nothing at all.
+        catalog = catalog_rendered(source=catalog_public)
+        etag = catalog.etag
         matches = [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]
         if etag in matches or f"W/{etag}" in matches or "*" in matches:
-            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+            response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED)
         else:
-            response = Response(body)
+            response = HttpResponse(catalog.content, content_type="application/json")
         response["ETag"] = etag
         response["Cache-Control"] = "public, max-age=60"
         return response

@@ -119,26 +119,7 @@ def catalog_public() -> dict[str, Any]:
     return {
         "mode": mode,
         "bundles": [
-            {
-                "slug": bundle.slug,
-                "name": bundle.name,
-                "kind": bundle.kind,
-                "apps": list(bundle.modules),
-                "available_regions": offer_regions(bundle, all_tiers, on_sale),
-                "prices": [
-                    {
-                        "tier": price.tier.slug,
-                        "period": price.period,
-                        "amount": price.amount_cents,
-                        "currency": price.currency,
-                        "sellable": price.sellable,
-                    }
-                    for price in sorted(
-                        bundle.prices.all(), key=lambda p: (p.tier.number, p.period != "monthly")
-                    )
-                ],
-            }
-            for bundle in bundles.order_by("slug")
+            _bundle_public(bundle, all_tiers, on_sale) for bundle in bundles.order_by("slug")
         ],
         "tiers": list(
             Tier.objects.order_by("number").values(
@@ -148,6 +129,28 @@ def catalog_public() -> dict[str, Any]:
         "regions": [
             {"slug": slug, "available": available}
             for slug, available in region_availability(on_sale).items()
+        ],
+    }
+
+
+def _bundle_public(bundle: Bundle, tiers: list[Tier], on_sale: dict[str, set[int]]) -> dict:
+    """One bundle of the public catalogue: its apps, where it sells, its prices (prefetched)."""
+    prices = sorted(bundle.prices.all(), key=lambda p: (p.tier.number, p.period != "monthly"))
+    return {
+        "slug": bundle.slug,
+        "name": bundle.name,
+        "kind": bundle.kind,
+        "apps": list(bundle.modules),
+        "available_regions": offer_regions(bundle, tiers, on_sale),
+        "prices": [
+            {
+                "tier": price.tier.slug,
+                "period": price.period,
+                "amount": price.amount_cents,
+                "currency": price.currency,
+                "sellable": price.sellable,
+            }
+            for price in prices
         ],
     }
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Lower
+
+# The id of a dj-stripe Event's object (`data.object.id`), indexed by billing migration 0005:
+# queries that find events by their object use exactly this expression, so the index serves them.
+STRIPE_EVENT_OBJECT_ID = KeyTransform("id", KeyTransform("object", "data"))
 
 
 class StripeMode(models.TextChoices):
@@ -82,6 +87,21 @@ class Price(models.Model):
     @property
     def sellable(self) -> bool:
         return self.amount_cents > 0
+
+
+class CatalogVersion(models.Model):
+    """One row whose stamp the database changes on every write to what the public catalogue
+    is built from (bundles, tiers, prices, providers; triggers of billing migration 0006),
+    whoever writes (the admin, a queryset update, load_catalog, the health sweep, raw SQL).
+
+    The catalogue is rebuilt only when the stamp moves (billing.catalog_cache). A random stamp
+    rather than a counter: a rolled-back write can never bring an old stamp back for new rows.
+    """
+
+    stamp = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return self.stamp
 
 
 class Customer(models.Model):

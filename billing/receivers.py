@@ -18,7 +18,6 @@ from billing.services import checkout_session_paid
 from billing.subscriptions import (
     invoice_paid_record,
     invoice_payment_failed_record,
-    order_subscription_catch_up,
     subscription_event_record,
     trial_ending_record,
 )
@@ -39,16 +38,14 @@ def on_checkout_session_completed(
             "checkout session %s not paid yet (%s)", session["id"], session.get("payment_status")
         )
         return
-    order = checkout_session_paid(session=session, livemode=bool(event.livemode))
-    order_subscription_catch_up(order=order)
+    checkout_session_paid(session=session, livemode=bool(event.livemode))
 
 
 def on_checkout_session_async_payment_succeeded(
     sender: Any = None, event: Event | None = None, **kwargs: Any
 ) -> None:
     """A delayed payment (bank debit) went through: provision now."""
-    order = checkout_session_paid(session=event.data["object"], livemode=bool(event.livemode))
-    order_subscription_catch_up(order=order)
+    checkout_session_paid(session=event.data["object"], livemode=bool(event.livemode))
 
 
 def on_checkout_session_expired(

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connections, router
+from django.db.models import Exists, Subquery
 from django.utils import timezone
 
 from billing.catalog import BEACON_NAME_RE, region_locations, reserved_beacon_names
 from billing.models import Bundle, Customer, Order, OrderStatus, StripeMode, Tier
+from billing.subscriptions import (
+    ENDED_STATUSES,
+    order_payment_failures_attach,
+    order_subscription_catch_up,
+    order_subscription_early,
+)
 from billing.validation import (
     session_email,
     session_input_problems,
@@ -22,6 +30,15 @@ from provisioning.models import Beacon
 from provisioning.services import beacon_create_for_order
 
 logger = logging.getLogger(__name__)
+
+# The Order's fields that what Stripe said before the checkout (order_subscription_early) sets.
+EARLY_FIELDS = (
+    "subscription_status",
+    "subscription_status_at",
+    "subscription_period_end",
+    "subscription_ended_at",
+    "status",
+)
 
 
 def customer_create_unverified(*, email: str, name: str = "") -> Customer:
@@ -36,20 +53,45 @@ def customer_create_unverified(*, email: str, name: str = "") -> Customer:
 def customer_for_stripe_customer(
     *, stripe_customer_id: str, mode: str, email: str, name: str = ""
 ) -> Customer:
-    """Our Customer holding `stripe_customer_id` in `mode`, or a new unverified one that does.
+    """Our Customer holding `stripe_customer_id` in `mode`, or a new unverified one that does
+    (see customer_id_for_stripe_customer, which the webhook uses without loading the row)."""
+    customer_id = customer_id_for_stripe_customer(
+        stripe_customer_id=stripe_customer_id, mode=mode, email=email, name=name
+    )
+    return Customer.objects.get(pk=customer_id)
+
+
+def customer_id_for_stripe_customer(
+    *, stripe_customer_id: str, mode: str, email: str, name: str = ""
+) -> int:
+    """The id of our Customer holding `stripe_customer_id` in `mode`, or of a new unverified
+    one that does, in one statement.
 
     For sessions made outside the storefront: the Stripe customer id comes from a signed event,
-    not from anything a buyer types, so the Customer that holds it is the buyer's own.
+    not from anything a buyer types, so the Customer that holds it is the buyer's own. An
+    upsert on the (partial) unique index of that column: a concurrent event for the same
+    Stripe customer waits for the first and then gets the same row.
     """
-    field = Customer.stripe_id_field(mode)
-    found = Customer.objects.filter(**{field: stripe_customer_id}).first()
-    if found is not None:
-        return found
-    try:
-        with transaction.atomic():
-            return Customer.objects.create(email=email, name=name, **{field: stripe_customer_id})
-    except IntegrityError:  # a concurrent event for the same Stripe customer won
-        return Customer.objects.get(**{field: stripe_customer_id})
+    connection = connections[router.db_for_write(Customer)]
+    quote = connection.ops.quote_name
+    column, other = Customer.stripe_id_field(mode), Customer.stripe_id_field(_other_mode(mode))
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    # Only quoted identifiers of our own model are formatted in; every value is a parameter.
+    sql = (
+        f"INSERT INTO {quote(Customer._meta.db_table)} "  # noqa: S608
+        f"({quote('email')}, {quote('name')}, {quote(column)}, {quote(other)}, "
+        f"{quote('created_at')}) VALUES (%s, %s, %s, %s, %s) "
+        # The index's own predicate (customer_unique_stripe_<mode>_id), so both databases match it.
+        f"ON CONFLICT ({quote(column)}) WHERE NOT ({quote(column)} = '') "
+        f"DO UPDATE SET {quote(column)} = EXCLUDED.{quote(column)} RETURNING {quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [email, name[:200], stripe_customer_id, "", now])
+        return int(cursor.fetchone()[0])
+
+
+def _other_mode(mode: str) -> str:
+    return StripeMode.TEST if mode == StripeMode.LIVE else StripeMode.LIVE
 
 
 def _stripe_id(value: Any) -> str:
@@ -59,24 +101,31 @@ def _stripe_id(value: Any) -> str:
     return str(value or "")
 
 
-def _buyer_customer(*, order: Order, stripe_customer_id: str) -> Customer:
-    """The Customer a paid Order without one belongs to (see the two functions above)."""
+def _buyer_customer_id(*, order: Order, stripe_customer_id: str) -> int:
+    """The id of the Customer a paid Order without one belongs to (see the two functions
+    above)."""
     if stripe_customer_id:
-        return customer_for_stripe_customer(
+        return customer_id_for_stripe_customer(
             stripe_customer_id=stripe_customer_id,
             mode=order.stripe_mode,
             email=order.email,
             name=order.name,
         )
-    return customer_create_unverified(email=order.email, name=order.name)
+    return customer_create_unverified(email=order.email, name=order.name).pk
+
+
+def beacon_name_problem_offline(name: str) -> str:
+    """Why `name` cannot be a Beacon name whoever holds it: 'invalid', 'reserved' or ''."""
+    if not BEACON_NAME_RE.match(name or ""):
+        return "invalid"
+    return "reserved" if name in reserved_beacon_names() else ""
 
 
 def beacon_name_problem(name: str, *, order: Order | None = None) -> str:
     """Why `name` cannot be a Beacon name ('' when it can)."""
-    if not BEACON_NAME_RE.match(name or ""):
-        return "invalid"
-    if name in reserved_beacon_names():
-        return "reserved"
+    problem = beacon_name_problem_offline(name)
+    if problem:
+        return problem
     taken = Beacon.objects.filter(name=name)
     if order is not None:
         taken = taken.exclude(order=order)
@@ -137,78 +186,176 @@ def _metadata_agrees(order: Order, metadata: dict[str, Any]) -> bool:
     )
 
 
-def _order_from_metadata(session: dict[str, Any], livemode: bool) -> Order:
-    """An Order for a session sold outside the storefront, built from its metadata.
+@dataclass(frozen=True)
+class Offer:
+    """What a session's metadata names, read in one query: the bundle, the tier's id, and
+    whether a Beacon already has the name."""
+
+    bundle: Bundle | None
+    tier_id: int | None
+    name_taken: bool
+
+
+def _offer_read(bundle_slug: str, tier_slug: str, beacon_name: str) -> Offer:
+    """The catalogue rows a new Order needs, once (one query; three for an unknown bundle)."""
+    tier_id = Tier.objects.filter(slug=tier_slug).values("pk")[:1]
+    taken = Beacon.objects.filter(name=beacon_name)
+    bundle = (
+        Bundle.objects.filter(slug=bundle_slug)
+        .annotate(wopr_tier_id=Subquery(tier_id), wopr_name_taken=Exists(taken))
+        .first()
+    )
+    if bundle is None:
+        tier_pk = Tier.objects.filter(slug=tier_slug).values_list("pk", flat=True).first()
+        return Offer(bundle=None, tier_id=tier_pk, name_taken=taken.exists())
+    return Offer(bundle=bundle, tier_id=bundle.wopr_tier_id, name_taken=bundle.wopr_name_taken)
+
+
+def _order_from_metadata(session: dict[str, Any], livemode: bool) -> tuple[Order, bool]:
+    """An unsaved, paid Order for a session sold outside the storefront, built from its
+    metadata, and whether a Beacon already has its name.
 
     Unknown bundle or tier still makes a (paid, needs-attention) Order, so staff see it.
     """
     metadata = session.get("metadata") or {}
     details = session.get("customer_details") or {}
-    # Untrusted input: only a usable address or domain is kept (nothing is ever sent to the
-    # rest); session_input_problems tells staff what was wrong.
-    email = usable_email(session_email(session))
-    customer = session.get("customer")
+    beacon_name = str(metadata.get("wopr_beacon_name", ""))[:63]
+    offer = _offer_read(metadata.get("wopr_bundle", ""), metadata.get("wopr_tier", ""), beacon_name)
+    subscription = session.get("subscription")
     order = Order(
-        bundle=Bundle.objects.filter(slug=metadata.get("wopr_bundle", "")).first(),
-        tier=Tier.objects.filter(slug=metadata.get("wopr_tier", "")).first(),
+        bundle=offer.bundle,
+        tier_id=offer.tier_id,
         period=str(metadata.get("wopr_period", "monthly"))[:10],
-        beacon_name=str(metadata.get("wopr_beacon_name", ""))[:63],
+        beacon_name=beacon_name,
         # SPEC §3: a session naming a bundle and tier but no region is honoured in the default.
         region=str(metadata.get("wopr_region") or settings.DEFAULT_REGION)[:32],
         custom_domain=usable_custom_domain(metadata.get("wopr_custom_domain", "")),
-        email=email,
+        # Untrusted input: only a usable address or domain is kept (nothing is ever sent to the
+        # rest); session_input_problems tells staff what was wrong.
+        email=usable_email(session_email(session)),
         name=(details.get("name") or "")[:200],
         stripe_mode=StripeMode.LIVE if livemode else StripeMode.TEST,
         stripe_checkout_session_id=session["id"],
+        stripe_subscription_id=_stripe_id(subscription) or None,
+        stripe_customer_id=_stripe_id(session.get("customer")),
         stripe_metadata=metadata,
+        status=OrderStatus.PAID,
+        paid_at=timezone.now(),
     )
-    if email:
-        order.customer = _buyer_customer(order=order, stripe_customer_id=_stripe_id(customer))
-    try:
-        with transaction.atomic():
-            order.save()
-    except IntegrityError:  # a concurrent delivery of another event for the same session won
-        return Order.objects.select_for_update().get(stripe_checkout_session_id=session["id"])
-    return order
+    return order, offer.name_taken
+
+
+def _new_order_problems(order: Order, session: dict[str, Any], name_taken: bool) -> list[str]:
+    """What stops a new Order from being provisioned (order_problems, without its queries)."""
+    problems = []
+    if order.bundle_id is None:
+        problems.append("unknown bundle")
+    if order.tier_id is None:
+        problems.append("unknown tier")
+    name_problem = beacon_name_problem_offline(order.beacon_name) or ("taken" if name_taken else "")
+    if name_problem:
+        problems.append(f"beacon name {order.beacon_name!r} is {name_problem}")
+    if not region_locations(order.region):
+        problems.append(f"unknown region {order.region!r}")
+    if not order.email:
+        problems.append("no customer e-mail")
+    return problems + session_input_problems(session)
 
 
 def checkout_session_paid(*, session: dict[str, Any], livemode: bool) -> Order:
     """Mark the session's Order paid and create its Beacon and provision Job, once.
 
     Runs inside the webhook transaction. An Order that cannot be provisioned (unknown bundle,
-    a name now taken, ...) is marked as needing attention and nothing is provisioned.
+    a name now taken, ...) is marked as needing attention and nothing is provisioned. What
+    Stripe said about the subscription before this event (kept in the event log) applies
+    first: a subscription already deleted leaves the Order cancelled and builds nothing.
     """
     order, mismatch = _session_order(session)
     if order is None:
-        order = _order_from_metadata(session, livemode)
-    subscription = session.get("subscription")
-    customer = session.get("customer")
+        return _new_order_paid(session, livemode, mismatch)
+    return _known_order_paid(order, session, mismatch)
+
+
+def _new_order_paid(session: dict[str, Any], livemode: bool, mismatch: str) -> Order:
+    """A session sold outside the storefront: its Order is written once, already paid.
+
+    A concurrent delivery of another event of the same session fails on the session's unique
+    constraint and rolls back; Stripe delivers it again and it then finds this Order.
+    """
+    order, name_taken = _order_from_metadata(session, livemode)
+    problems = _new_order_problems(order, session, name_taken) + ([mismatch] if mismatch else [])
+    if order.email:
+        order.customer_id = _buyer_customer_id(
+            order=order, stripe_customer_id=order.stripe_customer_id
+        )
+    if problems:
+        order.needs_attention, order.attention_reason = True, "; ".join(problems)
+    early = order_subscription_early(order=order)
+    order.save(force_insert=True)
+    early |= order_payment_failures_attach(order=order)
+    if problems:
+        logger.warning("order %s paid but not provisioned: %s", order.pk, "; ".join(problems))
+    elif order.status == OrderStatus.CANCELLED:
+        logger.info("order %s: its subscription ended before the checkout; nothing built", order.pk)
+    else:
+        beacon_create_for_order(order=order, new_order=True, converge=early)
+    return order
+
+
+def _known_order_paid(order: Order, session: dict[str, Any], mismatch: str) -> Order:
+    """A storefront Order (locked by `_session_order`) paid: provisioned once."""
+    if order.status == OrderStatus.CANCELLED and order.subscription_status in ENDED_STATUSES:
+        return order  # its subscription ended before the checkout: nothing to build, ever
+    updates = _paid_updates(order, session)
+    problems = order_problems(order) + session_input_problems(session)
+    problems += [mismatch] if mismatch else []
+    built = hasattr(order, "beacon")
+    if order.needs_attention and not problems and not built:
+        # Flagged by an earlier delivery (e.g. a mismatched order): staff decide, not a retry.
+        problems = [order.attention_reason or "needs attention"]
+    if problems and not built:
+        updates.update(needs_attention=True, attention_reason="; ".join(problems))
+    if order.customer_id is None and not problems:
+        updates["customer_id"] = _buyer_customer_id(
+            order=order,
+            stripe_customer_id=updates.get("stripe_customer_id", "") or order.stripe_customer_id,
+        )
+    for field, value in updates.items():
+        setattr(order, field, value)
+    if problems or built:
+        if updates:
+            Order.objects.filter(pk=order.pk).update(**updates)
+        if problems:
+            logger.warning("order %s paid but not provisioned: %s", order.pk, "; ".join(problems))
+        order_subscription_catch_up(order=order)
+        return order
+    return _known_order_build(order, updates)
+
+
+def _known_order_build(order: Order, updates: dict[str, Any]) -> Order:
+    before = {field: getattr(order, field) for field in EARLY_FIELDS}
+    early = order_subscription_early(order=order)
+    updates.update({f: getattr(order, f) for f in EARLY_FIELDS if getattr(order, f) != before[f]})
+    if updates:
+        Order.objects.filter(pk=order.pk).update(**updates)
+    early |= order_payment_failures_attach(order=order)
+    if order.status == OrderStatus.CANCELLED:
+        logger.info("order %s: its subscription ended before the checkout; nothing built", order.pk)
+        return order
+    beacon_create_for_order(order=order, converge=early)
+    return order
+
+
+def _paid_updates(order: Order, session: dict[str, Any]) -> dict[str, Any]:
+    """The fields a paid session sets on its (storefront) Order."""
+    subscription, customer = session.get("subscription"), session.get("customer")
     updates: dict[str, Any] = {}
     if not order.stripe_checkout_session_id:
         updates["stripe_checkout_session_id"] = session["id"]
     if subscription and not order.stripe_subscription_id:
-        updates["stripe_subscription_id"] = (
-            subscription if isinstance(subscription, str) else subscription.get("id")
-        )
+        updates["stripe_subscription_id"] = _stripe_id(subscription)
     if customer and not order.stripe_customer_id:
         updates["stripe_customer_id"] = _stripe_id(customer)
     if order.status != OrderStatus.PAID:
         updates.update(status=OrderStatus.PAID, paid_at=timezone.now())
-    problems = order_problems(order) + session_input_problems(session)
-    problems += [mismatch] if mismatch else []
-    if order.needs_attention and not problems and not hasattr(order, "beacon"):
-        # Flagged by an earlier delivery (e.g. a mismatched order): staff decide, not a retry.
-        problems = [order.attention_reason or "needs attention"]
-    if problems and not hasattr(order, "beacon"):
-        updates.update(needs_attention=True, attention_reason="; ".join(problems))
-    if updates:
-        Order.objects.filter(pk=order.pk).update(**updates)
-        order.refresh_from_db()
-    if problems:
-        logger.warning("order %s paid but not provisioned: %s", order.pk, "; ".join(problems))
-        return order
-    if order.customer is None:
-        order.customer = _buyer_customer(order=order, stripe_customer_id=order.stripe_customer_id)
-        Order.objects.filter(pk=order.pk).update(customer=order.customer)
-    beacon_create_for_order(order=order)
-    return order
+    return updates

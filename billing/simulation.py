@@ -26,16 +26,7 @@ def checkout_completed_event(
 ) -> dict[str, Any]:
     """A `checkout.session.completed` event shaped like Stripe's (API 2024+)."""
     session_id = session_id or f"cs_test_{secrets.token_hex(12)}"
-    metadata = {
-        "wopr_bundle": bundle,
-        "wopr_tier": tier,
-        "wopr_beacon_name": beacon_name,
-        "wopr_region": region,
-    }
-    if order_id:
-        metadata["wopr_order_id"] = order_id
-    if custom_domain:
-        metadata["wopr_custom_domain"] = custom_domain
+    metadata = _checkout_metadata(bundle, tier, beacon_name, region, order_id, custom_domain)
     now = int(time.time())
     session = {
         "id": session_id,
@@ -57,6 +48,23 @@ def checkout_completed_event(
         "url": None,
     }
     return envelope(event_type, session, now)
+
+
+def _checkout_metadata(
+    bundle: str, tier: str, beacon_name: str, region: str, order_id: str, custom_domain: str
+) -> dict[str, str]:
+    """What the storefront puts in a Checkout Session's metadata."""
+    metadata = {
+        "wopr_bundle": bundle,
+        "wopr_tier": tier,
+        "wopr_beacon_name": beacon_name,
+        "wopr_region": region,
+    }
+    if order_id:
+        metadata["wopr_order_id"] = order_id
+    if custom_domain:
+        metadata["wopr_custom_domain"] = custom_domain
+    return metadata
 
 
 def envelope(event_type: str, obj: dict[str, Any], created: int) -> dict[str, Any]:

@@ -16,9 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
+from djstripe.models import Event
 
 from billing.models import (
+    STRIPE_EVENT_OBJECT_ID,
     Order,
     OrderStatus,
     PaymentFailure,
@@ -26,9 +29,9 @@ from billing.models import (
     StripeMode,
     SubscriptionStatus,
 )
+from documents.emails import email_send_once
 from provisioning.models import Beacon, BeaconStatus
 from provisioning.services import beacon_converge_request
-from wopr.lib.emails import email_send_once
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +115,16 @@ def subscription_synced(subscription_id: str, *, livemode: bool) -> dict[str, An
     return dict(row.stripe_data) if row is not None and row.stripe_data else None
 
 
+def events_about(object_id: str) -> QuerySet[Event]:
+    """dj-stripe's stored events whose object is `object_id`, found through the index on that
+    expression (billing migration 0005): never a scan of the whole, ever-growing event log."""
+    return Event.objects.alias(object_id=STRIPE_EVENT_OBJECT_ID).filter(object_id=object_id)
+
+
 def invoice_paid_at(invoice_id: str, *, livemode: bool) -> datetime | None:
     """When Stripe told us the invoice was paid (dj-stripe's synced invoice online; its
     `invoice.paid` event in dj-stripe's event log in any mode), or None."""
-    from djstripe.models import Event, Invoice
+    from djstripe.models import Invoice
 
     if _stripe_online(livemode):
         row = Invoice.objects.filter(id=invoice_id).only("stripe_data").first()
@@ -124,7 +133,8 @@ def invoice_paid_at(invoice_id: str, *, livemode: bool) -> datetime | None:
             paid = (data.get("status_transitions") or {}).get("paid_at")
             return stripe_time(paid) or timezone.now()
     event = (
-        Event.objects.filter(type="invoice.paid", data__object__id=invoice_id)
+        events_about(invoice_id)
+        .filter(type="invoice.paid")
         .order_by("created")
         .only("created")
         .first()
@@ -146,12 +156,13 @@ def _is_newer(order: Order, status: str, at: datetime) -> bool:
     return STATUS_PRECEDENCE.get(status, 0) > STATUS_PRECEDENCE.get(order.subscription_status, 0)
 
 
-def _subscription_apply(
+def _subscription_updates(
     order: Order, subscription: dict[str, Any], status: str, at: datetime
-) -> bool:
-    """Store `status` as of `at` if it is newer than what the Order holds; True if it was."""
+) -> dict[str, Any]:
+    """The Order's fields that change if `status` as of `at` is newer than what it holds
+    ({} when it is not)."""
     if status not in STATUS_PRECEDENCE or not _is_newer(order, status, at):
-        return False
+        return {}
     updates: dict[str, Any] = {"subscription_status": status, "subscription_status_at": at}
     period_end = subscription_period_end(subscription)
     if period_end:
@@ -160,6 +171,16 @@ def _subscription_apply(
         updates["subscription_ended_at"] = stripe_time(subscription.get("ended_at")) or at
         if order.status == OrderStatus.PAID:
             updates["status"] = OrderStatus.CANCELLED
+    return updates
+
+
+def _subscription_apply(
+    order: Order, subscription: dict[str, Any], status: str, at: datetime
+) -> bool:
+    """Store `status` as of `at` if it is newer than what the Order holds; True if it was."""
+    updates = _subscription_updates(order, subscription, status, at)
+    if not updates:
+        return False
     Order.objects.filter(pk=order.pk).update(**updates)
     order.refresh_from_db()
     return True
@@ -269,34 +290,74 @@ def subscription_event_record(
     return order
 
 
-def order_subscription_catch_up(*, order: Order) -> None:
-    """Apply what Stripe said about the Order's subscription before the Order knew its id
-    (subscription and invoice events that beat the checkout event), then converge."""
-    from djstripe.models import Event
+def _early_views(
+    subscription_id: str, livemode: bool
+) -> list[tuple[dict[str, Any], str, datetime]]:
+    """What Stripe said about the subscription before its Order knew it, oldest first, as
+    (subscription, status, at): its stored events, then dj-stripe's synced copy online."""
+    events = (
+        events_about(subscription_id)
+        .filter(type__in=SUBSCRIPTION_EVENT_TYPES)
+        .only("type", "data", "created")
+        .order_by("created", "djstripe_id")
+    )
+    views = []
+    for event in events:
+        view = event.data["object"]
+        deleted = event.type == "customer.subscription.deleted"
+        status = SubscriptionStatus.CANCELED if deleted else str(view.get("status") or "")
+        views.append((view, status, event.created))
+    synced = subscription_synced(subscription_id, livemode=livemode)
+    if synced:
+        views.append((synced, str(synced.get("status") or ""), timezone.now()))
+    return views
 
-    order.refresh_from_db()
+
+def order_subscription_early(*, order: Order) -> bool:
+    """Set on `order` (in memory, for its caller to save) what Stripe said about its
+    subscription before the checkout event told us which Order it belongs to: a deletion that
+    beat the checkout leaves the Order cancelled, so no Beacon is built. True if it said any."""
+    if not order.stripe_subscription_id:
+        return False
+    live = order.stripe_mode == StripeMode.LIVE
+    changed = False
+    for view, status, at in _early_views(order.stripe_subscription_id, live):
+        for field, value in _subscription_updates(order, view, status, at).items():
+            setattr(order, field, value)
+            changed = True
+    return changed
+
+
+def order_payment_failures_attach(*, order: Order) -> bool:
+    """Attach the invoice failures that beat the checkout to its Order and queue their dunning
+    e-mails (sent once each); True if there were any."""
     subscription_id = order.stripe_subscription_id
     if not subscription_id:
-        return
-    PaymentFailure.objects.filter(
+        return False
+    orphans = PaymentFailure.objects.filter(
         stripe_subscription_id=subscription_id, order__isnull=True
-    ).update(order=order)
-    events = Event.objects.filter(
-        type__in=SUBSCRIPTION_EVENT_TYPES, data__object__id=subscription_id
-    ).order_by("created", "djstripe_id")
-    for event in events:
-        deleted = event.type == "customer.subscription.deleted"
-        view = event.data["object"]
-        status = SubscriptionStatus.CANCELED if deleted else str(view.get("status") or "")
-        _subscription_apply(order, view, status, event.created)
-    synced = subscription_synced(subscription_id, livemode=order.stripe_mode == StripeMode.LIVE)
-    if synced:
-        _subscription_apply(order, synced, str(synced.get("status") or ""), timezone.now())
+    )
+    if not orphans.update(order=order):
+        return False
     unnotified = PaymentFailure.objects.filter(
         order=order, paid_at__isnull=True, notified_at__isnull=True
     )
     for failure_id in unnotified.values_list("pk", flat=True):
-        _task_after_commit("provisioning.tasks.payment_failure_notify", failure_id)
+        _task_after_commit("billing.tasks.payment_failure_notify", failure_id)
+    return True
+
+
+def order_subscription_catch_up(*, order: Order) -> None:
+    """Apply what Stripe said about the Order's subscription before the Order knew its id
+    (subscription and invoice events that beat the checkout event), then converge. For an
+    Order whose Beacon already exists (a later event of the same session)."""
+    order.refresh_from_db()
+    if not order.stripe_subscription_id:
+        return
+    order_payment_failures_attach(order=order)
+    live = order.stripe_mode == StripeMode.LIVE
+    for view, status, at in _early_views(order.stripe_subscription_id, live):
+        _subscription_apply(order, view, status, at)
     _converge_order_beacon(order)
 
 
@@ -306,7 +367,7 @@ def trial_ending_record(*, subscription: dict[str, Any]) -> None:
     trial_end = subscription.get("trial_end")
     if order is None or not trial_end:
         return
-    _task_after_commit("provisioning.tasks.trial_ending_notify", str(order.pk), int(trial_end))
+    _task_after_commit("billing.tasks.trial_ending_notify", str(order.pk), int(trial_end))
 
 
 def _task_after_commit(task: str, *args: Any) -> None:
@@ -352,7 +413,7 @@ def invoice_payment_failed_record(
     PaymentFailure.objects.filter(pk=failure.pk).update(**updates)
     failure.refresh_from_db()
     if failure.paid_at is None and failure.notified_at is None:
-        _task_after_commit("provisioning.tasks.payment_failure_notify", failure.pk)
+        _task_after_commit("billing.tasks.payment_failure_notify", failure.pk)
     if order is not None:
         _converge_order_beacon(order)
     return failure

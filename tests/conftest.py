@@ -29,6 +29,17 @@ def _fast_fakes(settings, tmp_path):
     settings.WOPR_BASE_DOMAIN = "beacons.test"
 
 
+@pytest.fixture(autouse=True)
+def _process_memos_forgotten():
+    """What a process remembers of database rows (the webhook endpoint, the rendered
+    catalogue) describes rows that each test rolls back: every test starts without it."""
+    from billing.catalog_cache import catalog_forget
+    from billing.webhooks import webhook_endpoints_forget
+
+    webhook_endpoints_forget()
+    catalog_forget()
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """The URL of a Redis server this test starts for itself on a free port (and stops)."""

@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from billing.models import Bundle, OrderStatus, Price
+from billing.catalog_cache import catalog_forget, catalog_stamp
+from billing.models import Bundle, OrderStatus, Price, Tier
 from provisioning.models import HealthStatus, Provider
 from tests.factories import BeaconFactory, OrderFactory
 
@@ -110,11 +111,70 @@ def test_catalog_query_count_is_pinned(api, django_assert_max_num_queries):
     api.get(URL)  # the provider rows exist from here on
     with CaptureQueriesContext(connection) as queries:
         api.get(URL)
-    # provider sync (1 per configured provider) and the usable providers, once for every
-    # region and size; tiers (for each bundle's available regions); bundles, their prices; tiers.
-    assert len(queries) == 6
-    with django_assert_max_num_queries(6):
+    # Issue 10: the catalogue is rendered once per version (billing.catalog_cache); a request
+    # reads the version stamp only. (Before: provider sync, usable providers, tiers, bundles,
+    # their prices, tiers: 6 on every request.)
+    assert len(queries) == 1
+    with django_assert_max_num_queries(1):
         api.get(URL)
+
+
+def test_a_catalogue_built_afresh_is_at_most_8_queries(api, django_assert_max_num_queries):
+    api.get(URL)
+    catalog_forget()
+    # the version stamp; provider sync, the usable providers, tiers, bundles, prices, tiers; the
+    # stamp again (nothing was written meanwhile, so the body is kept for that version)
+    with django_assert_max_num_queries(8):
+        assert api.get(URL).status_code == 200
+
+
+def test_a_cached_catalogue_and_its_304_build_nothing(api, monkeypatch):
+    first = api.get(URL)
+
+    def unexpected_build():
+        raise AssertionError("the catalogue was built again")
+
+    monkeypatch.setattr("billing.api.catalog_public", unexpected_build)
+    again = api.get(URL)
+    not_modified = api.get(URL, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert again.content == first.content
+    assert again["ETag"] == first["ETag"]
+    assert again["Content-Type"] == "application/json"
+    assert not_modified.status_code == 304
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda: Bundle.objects.filter(slug="starter").update(name="Starter+"),
+        lambda: Tier.objects.filter(slug="t1").update(max_users=6),
+        lambda: Price.objects.filter(mode="test").update(amount_cents=1),
+        lambda: Price.objects.filter(bundle__slug="starter", mode="live").delete(),
+        lambda: Provider.objects.update_or_create(name="fake", defaults={"weight": 7}),
+        lambda: Provider.objects.filter(name="fake").update(unavailable_sizes=["cx22"]),
+    ],
+    ids=["bundle", "tier", "price", "price-delete", "provider-save", "provider-update"],
+)
+def test_every_write_to_what_the_catalogue_shows_moves_its_version(api, write):
+    api.get(URL)  # the provider rows exist from here on
+    before = catalog_stamp()
+
+    write()
+
+    assert before is not None
+    assert catalog_stamp() != before
+
+
+def test_a_provider_turning_critical_reaches_the_cached_catalogue_at_once(api):
+    before = api.get(URL)
+    assert {region["available"] for region in before.json()["regions"]} == {True}
+
+    Provider.objects.filter(name="fake").update(health_status=HealthStatus.CRITICAL)
+    after = api.get(URL, HTTP_IF_NONE_MATCH=before["ETag"])
+
+    assert after.status_code == 200
+    assert {region["available"] for region in after.json()["regions"]} == {False}
 
 
 # --- beacon names --------------------------------------------------------------------------

@@ -112,3 +112,59 @@ def test_invoice_events_before_the_checkout_are_attached_to_its_order(deliver, c
     assert beacon.status == "suspended"
     subjects = [message.subject for message in mail.outbox]
     assert "Payment of $15.99 failed for your Beacon early-invoice.beacons.test" in subjects
+
+
+def test_a_subscription_deleted_before_its_checkout_builds_nothing_and_sends_nothing(
+    deliver, clock, sweep
+):
+    """Issue 10, item 7: the deletion is kept in the event log; the checkout that arrives
+    after it finds it first and takes the order straight to cancelled, with no Beacon."""
+    checkout = checkout_completed_event(beacon_name="early-gone")
+    checkout["created"] = clock.stamp()
+    subscription_id = checkout["data"]["object"]["subscription"]
+    deleted = subscription_event(
+        subscription_id,
+        status="canceled",
+        created=clock.stamp(60),
+        event_type="customer.subscription.deleted",
+        ended_at=clock.stamp(60),
+    )
+
+    deliver(deleted)
+    deliver(checkout)
+    deliver(checkout)  # Stripe delivers it again
+    # and a later event of the same session finds the order cancelled: still nothing to build
+    deliver(dict(checkout, id="evt_async_gone", type="checkout.session.async_payment_succeeded"))
+    sweep()
+
+    order = Order.objects.get(stripe_checkout_session_id=checkout["data"]["object"]["id"])
+    assert order.status == "cancelled"
+    assert order.subscription_status == "canceled"
+    assert order.subscription_ended_at is not None
+    assert not order.needs_attention
+    assert not Beacon.objects.exists()
+    assert not Job.objects.exists()
+    assert not FakeServer.objects.exists()
+    assert mail.outbox == []
+
+
+def test_a_deletion_after_the_checkout_still_builds_then_decommissions(deliver, clock):
+    """The same two events in Stripe's order: the Beacon is built and then decommissioned."""
+    checkout = checkout_completed_event(beacon_name="late-gone")
+    checkout["created"] = clock.stamp()
+    subscription_id = checkout["data"]["object"]["subscription"]
+
+    deliver(checkout)
+    deliver(
+        subscription_event(
+            subscription_id,
+            status="canceled",
+            created=clock.stamp(60),
+            event_type="customer.subscription.deleted",
+            ended_at=clock.stamp(60),
+        )
+    )
+
+    beacon = Beacon.objects.get(name="late-gone")
+    assert beacon.order.status == "cancelled"
+    assert Job.objects.filter(beacon=beacon, kind="decommission").exists()

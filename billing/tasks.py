@@ -1,0 +1,45 @@
+"""django-q2 entry points of billing: the customer e-mails about money. Arguments are ids only."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from billing.models import PaymentFailure
+from billing.subscriptions import payment_failure_notify as _payment_failure_notify
+from billing.subscriptions import trial_ending_notify as _trial_ending_notify
+
+logger = logging.getLogger(__name__)
+
+SWEEP_LIMIT = 500
+DUNNING_RETRY_FOR = timedelta(days=3)
+
+
+def payment_failure_notify(payment_failure_id: int) -> str:
+    """The dunning e-mail for one failed invoice (sent once)."""
+    return _payment_failure_notify(payment_failure_id=payment_failure_id)
+
+
+def trial_ending_notify(order_id: str, trial_end: int) -> str:
+    """The trial-ending reminder (sent once per trial end)."""
+    return _trial_ending_notify(order_id=order_id, trial_end=trial_end)
+
+
+def dunning_sweep() -> int:
+    """Enqueue every dunning e-mail that did not go out (a lost task, mail down), for as long
+    as it helps. Scheduled with the job sweep (JOB_SWEEP_MINUTES); returns how many."""
+    unsent = PaymentFailure.objects.filter(
+        order__isnull=False,
+        paid_at__isnull=True,
+        notified_at__isnull=True,
+        created_at__gte=timezone.now() - DUNNING_RETRY_FOR,
+    )
+    failure_ids = list(unsent.values_list("pk", flat=True)[:SWEEP_LIMIT])
+    for failure_id in failure_ids:
+        async_task("billing.tasks.payment_failure_notify", failure_id, group="emails")
+    if failure_ids:
+        logger.info("dunning sweep enqueued %d e-mail(s)", len(failure_ids))
+    return len(failure_ids)
