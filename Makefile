@@ -9,14 +9,15 @@ PYTEST_ARGS ?=
 # ruff skips .venv, build/ and the migrations (pyproject.toml) on its own.
 RUFF_PATHS := .
 
-.PHONY: help venv run test lint format
+.PHONY: help venv run test lint format bench
 
 help:
 	@echo "make venv    create .venv and install the project with its dev tools"
 	@echo "make run     migrate, load the catalogue, start gunicorn and the qcluster worker"
 	@echo "make test    run the tests (SQLite unless DATABASE_URL is set; PYTEST_ARGS passes through)"
-	@echo "make lint    ruff check and ruff format --check"
+	@echo "make lint    ruff check, ruff format --check, import contracts, function sizes"
 	@echo "make format  ruff format and ruff check --fix"
+	@echo "make bench   benchmarks against same-run baselines on PostgreSQL; table into README.md"
 
 venv: $(STAMP)
 
@@ -34,7 +35,14 @@ test: venv
 lint: venv
 	$(BIN)/ruff check $(RUFF_PATHS)
 	$(BIN)/ruff format --check $(RUFF_PATHS)
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check_function_size.py
 
 format: venv
 	$(BIN)/ruff format $(RUFF_PATHS)
 	$(BIN)/ruff check --fix $(RUFF_PATHS)
+
+# Needs PostgreSQL at BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres); see
+# the README's "Performance" section. BENCH_KEEP_SCHEMA=1 keeps a migrated template between runs.
+bench: venv
+	$(BIN)/python -m benchmarks.run

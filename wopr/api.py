@@ -18,7 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views import View
 
-from wopr.lib.emails import NON_DELIVERING_EMAIL_BACKENDS
+from documents.emails import NON_DELIVERING_EMAIL_BACKENDS
 
 logger = logging.getLogger(__name__)
 

@@ -249,7 +249,7 @@ def test_failed_purchase_tells_the_customer_they_paid_and_what_happens_next(addr
 
 
 def test_failure_email_during_a_trial_says_nothing_was_charged(addresses):
-    from wopr.lib.emails import email_send_once
+    from documents.emails import email_send_once
 
     beacon = BeaconFactory(order=OrderFactory(subscription_status="trialing"))
     email_send_once(

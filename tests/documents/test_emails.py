@@ -14,11 +14,11 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
+from documents.emails import admin_change_url, email_send_once
 from documents.models import DocumentKind, EmailMessage, EmailStatus
 from documents.services import document_path, document_render
+from integrations.errors import ExternalError
 from tests.factories import BeaconFactory, OrderFactory
-from wopr.lib.emails import admin_change_url, email_send_once
-from wopr.lib.errors import ExternalError
 
 pytestmark = pytest.mark.django_db
 

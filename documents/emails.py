@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from documents.models import EmailMessage, EmailStatus
-from wopr.lib.errors import ExternalError
+from integrations.errors import ExternalError
 
 if TYPE_CHECKING:
     from billing.models import Order
@@ -78,16 +78,7 @@ def email_send_once(
     email = _build(
         subject=subject, text=text, html=html, to=to, reply_to=reply_to, attachments=attachments
     )
-    try:
-        if email.send(fail_silently=False) != 1:
-            raise RuntimeError("the mail backend accepted no message")
-    except Exception as exc:
-        error = _describe(exc)
-        EmailMessage.objects.filter(pk=message.pk).update(
-            status=EmailStatus.FAILED, last_error=error, updated_at=timezone.now()
-        )
-        raise ExternalError(f"e-mail {key!r} not sent: {error}", transient=True) from exc
-
+    _deliver(message, email, key)
     now = timezone.now()
     EmailMessage.objects.filter(pk=message.pk).update(
         status=EmailStatus.SENT,
@@ -98,6 +89,20 @@ def email_send_once(
     )
     message.refresh_from_db()
     return message
+
+
+def _deliver(message: EmailMessage, email: EmailMultiAlternatives, key: str) -> None:
+    """Hand the message to the backend; on failure mark the row failed and raise a transient
+    ExternalError (the caller retries with the same key)."""
+    try:
+        if email.send(fail_silently=False) != 1:
+            raise RuntimeError("the mail backend accepted no message")
+    except Exception as exc:
+        error = _describe(exc)
+        EmailMessage.objects.filter(pk=message.pk).update(
+            status=EmailStatus.FAILED, last_error=error, updated_at=timezone.now()
+        )
+        raise ExternalError(f"e-mail {key!r} not sent: {error}", transient=True) from exc
 
 
 def admin_change_url(obj: Model) -> str:
