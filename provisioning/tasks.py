@@ -64,19 +64,3 @@ def payment_failure_notify(payment_failure_id: int) -> str | None:
 def trial_ending_notify(order_id: str, trial_end: int) -> str | None:
     """Forwards to billing.tasks.trial_ending_notify."""
     return async_task("billing.tasks.trial_ending_notify", order_id, trial_end, group="emails")
-
-
-def provider_health_sweep() -> str:
-    """The scheduled health sweep (the same as `manage.py provider_health`)."""
-    from provisioning.health import providers_health_sweep
-
-    results = providers_health_sweep()
-    return "; ".join(f"{result.provider}: {result.status}" for result in results)
-
-
-def reconcile_sweep() -> str:
-    """The scheduled reconciliation (`manage.py reconcile --fix`)."""
-    from provisioning.reconcile import reconcile_run
-
-    run = reconcile_run(fix=True)
-    return run.summary()

@@ -80,7 +80,7 @@ def test_stack_scripts_pass_shellcheck():
 def test_serve_fakecloud_takes_the_beacons_option_the_stack_passes():
     """The stack's fake clouds run `serve_fakecloud --beacons 2`; the command read the option
     without declaring it (a KeyError at start)."""
-    from provisioning.management.commands.serve_fakecloud import Command
+    from operations.management.commands.serve_fakecloud import Command
 
     parser = Command().create_parser("manage.py", "serve_fakecloud")
 

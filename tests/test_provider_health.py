@@ -13,8 +13,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from integrations.errors import ProviderError
+from operations.health import providers_health_sweep
 from provisioning.fake_cloud import FakeProvider
-from provisioning.health import providers_health_sweep
 from provisioning.models import Provider, ProviderHealthCheck
 
 pytestmark = pytest.mark.django_db

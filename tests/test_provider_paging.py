@@ -7,8 +7,8 @@ import pytest
 from fakes.hetzner import FakeHetzner
 from integrations.clouds.hetzner import HetznerProvider
 from integrations.http import transport_for
+from operations.reconcile import reconcile_run
 from provisioning.models import FindingKind
-from provisioning.reconcile import reconcile_run
 
 HETZNER = "https://api.hetzner.cloud/v1"
 MANY = 5_000

@@ -8,7 +8,7 @@ import pytest
 from billing.models import Bundle, Tier
 from billing.simulation import checkout_completed_event, encode, sign
 from integrations.errors import ProviderError
-from provisioning.health import providers_health_sweep
+from operations.health import providers_health_sweep
 from provisioning.models import Beacon, Provider
 from provisioning.provision import healthy_providers, placement_order, sizes_on_sale
 from tests.test_provider_health import ScriptedFake

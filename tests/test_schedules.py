@@ -14,7 +14,7 @@ from django.core.management.sql import emit_post_migrate_signal
 from django.utils import timezone
 from django_q.models import Schedule
 
-from provisioning.schedules import schedules_sync
+from operations.schedules import schedules_sync
 from tests.loopback import database_url
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +101,7 @@ def test_each_schedule_exists_once_after_many_starts():
 def test_a_bad_interval_stops_start_up_naming_the_setting(settings):
     settings.JOB_SWEEP_MINUTES = 0
     settings.RECONCILE_SWEEP_MINUTES = -1
-    from provisioning.schedules import check_schedule_settings
+    from operations.schedules import check_schedule_settings
 
     messages = [error.msg for error in check_schedule_settings(None)]
 
@@ -112,7 +112,7 @@ def test_a_bad_interval_stops_start_up_naming_the_setting(settings):
 
 @pytest.mark.parametrize("seconds", [0, 1.5, "fast"])
 def test_a_due_loop_interval_that_breaks_the_one_second_promise_stops_start_up(settings, seconds):
-    from provisioning.schedules import check_schedule_settings
+    from operations.schedules import check_schedule_settings
 
     settings.JOB_DUE_POLL_SECONDS = seconds
 

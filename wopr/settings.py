@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "billing",
     "dns",
     "documents",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -495,7 +496,7 @@ DEFAULT_REGION = env.str("DEFAULT_REGION", default="eu-central").strip()
 # --- end of Issue 9: customers and checkout ---
 
 # --- Issue 9: schedules, provider health, placement --------------------------------------------
-# Minutes between runs of the periodic django-q2 schedules (provisioning/schedules.py writes
+# Minutes between runs of the periodic django-q2 schedules (operations/schedules.py writes
 # them from these settings after every `migrate`, i.e. at each start; settings win over edits
 # made in the admin). JOB_SWEEP_MINUTES (above) is the job sweep; 0 switches these two off.
 PROVIDER_HEALTH_SWEEP_MINUTES = env.int("PROVIDER_HEALTH_SWEEP_MINUTES", default=15)

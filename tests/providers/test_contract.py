@@ -123,7 +123,7 @@ def test_an_unknown_id_is_none_and_deleting_it_is_fine(provider):
 
 
 def test_locations_and_sizes_cover_what_the_catalogue_needs(provider):
-    from provisioning.health import needed_sizes
+    from operations.health import needed_sizes
 
     locations = {location.name for location in provider.list_locations()}
     sizes = {server_type.name for server_type in provider.list_server_types()}

@@ -20,7 +20,7 @@ from integrations.clouds.digitalocean import DigitalOceanProvider
 from integrations.clouds.hetzner import HetznerProvider
 from integrations.dns.base import RecordSpec
 from integrations.dns.cloudflare import CloudflareDns
-from provisioning.health import needed_sizes
+from operations.health import needed_sizes
 
 pytestmark = pytest.mark.live
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisioning.health import providers_health_sweep
+from operations.health import providers_health_sweep
 from provisioning.models import HealthStatus
 
 

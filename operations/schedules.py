@@ -49,11 +49,11 @@ PERIODIC = (
     Periodic("wopr-jobs-sweep", "provisioning.tasks.jobs_sweep", "JOB_SWEEP_MINUTES", 1),
     Periodic(
         "wopr-provider-health",
-        "provisioning.tasks.provider_health_sweep",
+        "operations.tasks.provider_health_sweep",
         "PROVIDER_HEALTH_SWEEP_MINUTES",
         0,
     ),
-    Periodic("wopr-reconcile", "provisioning.tasks.reconcile_sweep", "RECONCILE_SWEEP_MINUTES", 0),
+    Periodic("wopr-reconcile", "operations.tasks.reconcile_sweep", "RECONCILE_SWEEP_MINUTES", 0),
 )
 # The due-job loop's interval (seconds): at most 1, so a step waiting N s runs within N + 1 s.
 DUE_POLL_SETTING, DUE_POLL_RANGE = "JOB_DUE_POLL_SECONDS", (0.05, 1.0)
@@ -113,7 +113,7 @@ def _upsert(model: Any, row: Any, periodic: Periodic, minutes: int, using: str) 
 def schedules_post_migrate(
     sender: Any, *, using: str = "default", apps: Any = None, **kwargs: Any
 ) -> None:
-    """post_migrate receiver (connected once, for the provisioning app). Does nothing when
+    """post_migrate receiver (connected once, for django-q2's app). Does nothing when
     django-q2's tables are not there (a migrate that stopped short of them)."""
     try:
         model = apps.get_model("django_q", "Schedule") if apps is not None else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from provisioning.reconcile import reconcile_run
+from operations.reconcile import reconcile_run
 
 
 class Command(BaseCommand):
