@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from django.db import transaction
+from django.utils import timezone
 
 from dns.models import DnsRecord, DnsRecordStatus
 from integrations.dns.base import DnsBackend, Record, RecordSpec
@@ -49,24 +49,37 @@ def dns_records_upsert(*, beacon: BeaconAddresses, backend: DnsBackend) -> list[
         raise ValueError(f"beacon {beacon.pk} has no IPv4 address yet")
     specs = beacon_record_specs(beacon)
     records = backend.upsert_all(specs)
-    return [_record_row(beacon, spec, record) for spec, record in zip(specs, records, strict=True)]
+    return _record_rows(beacon, specs, records)
 
 
-def _record_row(beacon: BeaconAddresses, spec: RecordSpec, record: Record) -> DnsRecord:
-    with transaction.atomic():
-        row, _ = DnsRecord.objects.update_or_create(
-            beacon_id=beacon.pk,
-            record_type=spec.record_type,
-            name=spec.name,
-            status=DnsRecordStatus.ACTIVE,
-            defaults={
-                "content": spec.content,
-                "ttl": spec.ttl,
-                "proxied": spec.proxied,
-                "provider_record_id": record.id,
-            },
-        )
-    return row
+def _record_rows(
+    beacon: BeaconAddresses, specs: list[RecordSpec], records: list[Record]
+) -> list[DnsRecord]:
+    """Our rows of the published records: one read, one insert of the new ones, an update per
+    changed one (a first publish reads and inserts only; a repeat usually just reads)."""
+    active = DnsRecord.objects.filter(
+        beacon_id=beacon.pk, status=DnsRecordStatus.ACTIVE, name__in=beacon_names(beacon)
+    )
+    existing = {(row.record_type, row.name): row for row in active}
+    rows, new = [], []
+    for spec, record in zip(specs, records, strict=True):
+        values = {
+            "content": spec.content,
+            "ttl": spec.ttl,
+            "proxied": spec.proxied,
+            "provider_record_id": record.id,
+        }
+        row = existing.get((spec.record_type, spec.name))
+        if row is None:
+            row = DnsRecord(beacon_id=beacon.pk, record_type=spec.record_type, name=spec.name)
+            new.append(row)
+        elif any(getattr(row, field) != value for field, value in values.items()):
+            DnsRecord.objects.filter(pk=row.pk).update(**values, updated_at=timezone.now())
+        for field, value in values.items():
+            setattr(row, field, value)
+        rows.append(row)
+    DnsRecord.objects.bulk_create(new)
+    return rows
 
 
 def dns_records_delete(*, beacon: BeaconAddresses, backend: DnsBackend) -> int:

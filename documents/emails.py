@@ -8,12 +8,14 @@ claim and the outcome must be committed whatever the caller does next.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, make_msgid
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model, Q
 from django.template import Context, engines
 from django.template.loader import render_to_string
@@ -61,9 +63,8 @@ def email_send_once(
     On a delivery failure the row is marked failed and ExternalError(transient=True) is raised,
     so the caller may retry with the same key.
     """
-    message, _ = EmailMessage.objects.get_or_create(
-        idempotency_key=key,
-        defaults={"template": template, "recipient": to, "beacon": beacon, "order": order},
+    message = _message_row(
+        key, {"template": template, "recipient": to, "beacon": beacon, "order": order}
     )
     if message.status == EmailStatus.SENT:
         return message
@@ -80,15 +81,32 @@ def email_send_once(
     )
     _deliver(message, email, key)
     now = timezone.now()
-    EmailMessage.objects.filter(pk=message.pk).update(
-        status=EmailStatus.SENT,
-        provider_message_id=_provider_message_id(email)[:255],
-        last_error="",
-        sent_at=now,
-        updated_at=now,
-    )
-    message.refresh_from_db()
+    sent = {
+        "status": EmailStatus.SENT,
+        "provider_message_id": _provider_message_id(email)[:255],
+        "last_error": "",
+        "sent_at": now,
+        "updated_at": now,
+    }
+    EmailMessage.objects.filter(pk=message.pk).update(**sent)
+    for field, value in sent.items():  # what the row now holds: no re-read
+        setattr(message, field, value)
     return message
+
+
+def _message_row(key: str, defaults: dict[str, Any]) -> EmailMessage:
+    """The log row of `key`, made on first use; a concurrent maker's row wins the race."""
+    message = EmailMessage.objects.filter(idempotency_key=key).first()
+    if message is not None:
+        return message
+    # A savepoint only inside a transaction (which a failed INSERT would break); in autocommit
+    # the INSERT alone is atomic, so no BEGIN/COMMIT around it.
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with guard:
+            return EmailMessage.objects.create(idempotency_key=key, **defaults)
+    except IntegrityError:
+        return EmailMessage.objects.get(idempotency_key=key)
 
 
 def _deliver(message: EmailMessage, email: EmailMultiAlternatives, key: str) -> None:
@@ -124,6 +142,9 @@ def _claim(message: EmailMessage, subject: str) -> bool:
         subject=subject[:255],
         updated_at=now,
     )
+    if touched == 1:  # the claim matched the row as read: mirror it instead of re-reading
+        message.status, message.attempts = EmailStatus.SENDING, message.attempts + 1
+        message.subject, message.updated_at = subject[:255], now
     return touched == 1
 
 

@@ -26,10 +26,13 @@ def job_callback_token(job: Job) -> str:
     if not job.callback_token_salt:
         salt = secrets.token_hex(16)
         digest = hashlib.sha256(_derive(job.pk, salt).encode()).hexdigest()
-        Job.objects.filter(pk=job.pk, callback_token_salt="").update(
+        made = Job.objects.filter(pk=job.pk, callback_token_salt="").update(
             callback_token_salt=salt, callback_token_hash=digest
         )
-        job.refresh_from_db(fields=["callback_token_salt", "callback_token_hash"])
+        if made:  # ours is stored: no re-read
+            job.callback_token_salt, job.callback_token_hash = salt, digest
+        else:  # an earlier call made it: use that one
+            job.refresh_from_db(fields=["callback_token_salt", "callback_token_hash"])
     return _derive(job.pk, job.callback_token_salt)
 
 
@@ -46,8 +49,11 @@ def job_callback_token_valid(job: Job, token: str) -> bool:
     return hmac.compare_digest(presented, job.callback_token_hash)
 
 
-def job_callback_record(*, job: Job, status: str, message: str = "") -> None:
-    """Record what the Beacon reports; `complete` ends the wait, `failed` fails the job."""
+def job_callback_record(*, job: Job, status: str, message: str = "", wake: bool = True) -> None:
+    """Record what the Beacon reports; `complete` ends the wait, `failed` fails the job.
+
+    `wake=False`: no worker is asked to advance the job (the caller is the job's own step,
+    which holds its lease and ends the wait itself)."""
     if status not in CALLBACK_STATUSES:
         raise ValueError(f"unknown callback status {status!r}")
     level = EventLevel.ERROR if status == "failed" else EventLevel.INFO
@@ -65,7 +71,8 @@ def job_callback_record(*, job: Job, status: str, message: str = "") -> None:
             ).update(callback_completed_at=timezone.now(), next_attempt_at=timezone.now())
             if updated:
                 job.callback_completed_at = timezone.now()
-                job_enqueue(job.pk)
+                if wake:
+                    job_enqueue(job.pk)
         elif status == "failed":
             transaction.on_commit(
                 lambda: job_abort(

@@ -31,7 +31,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import Order
@@ -142,7 +143,11 @@ def job_enqueue(job_id: uuid.UUID | str) -> None:
     the broker down, the due-job loop or the sweep enqueues it (the Job row is the truth)."""
     from wopr.lib.queue import task_enqueue_after_commit
 
-    task_enqueue_after_commit("provisioning.tasks.job_advance", str(job_id), group="jobs")
+    # No django-q2 row per successful advance (the Job and its events are the record): saving
+    # one costs a transaction and a scan of the saved successes, every step.
+    task_enqueue_after_commit(
+        "provisioning.tasks.job_advance", str(job_id), group="jobs", save=False
+    )
 
 
 def _lease_free(now: datetime) -> Q:
@@ -187,7 +192,7 @@ def jobs_dispatch_due(*, limit: int = 100) -> list[uuid.UUID]:
         )
         for job_id in claimed:
             task_enqueue_after_commit(
-                "provisioning.tasks.job_advance", str(job_id), str(token), group="jobs"
+                "provisioning.tasks.job_advance", str(job_id), str(token), group="jobs", save=False
             )
     return claimed
 
@@ -205,22 +210,47 @@ def _claim(job_id: uuid.UUID | str, handed: uuid.UUID | str | None) -> uuid.UUID
         state=JobState.RUNNING,
         lease_token=token,
         lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        # The first claim starts the job: set here, not by an UPDATE of its own.
+        started_at=Coalesce(F("started_at"), Value(now, output_field=DateTimeField())),
     )
     return token if claimed else None
+
+
+# What a step reads of its Beacon, loaded with the Job in one query (steps use `job.beacon`).
+STEP_RELATED = (
+    "beacon",
+    "beacon__order",
+    "beacon__provider",
+    "beacon__bundle",
+    "beacon__tier",
+)
+
+
+@dataclass(frozen=True)
+class Advanced:
+    """What one advance did: the job's Beacon, and whether this step finished the job (None:
+    the step's result was discarded, so only the row can tell)."""
+
+    beacon_id: uuid.UUID
+    finished: bool | None
 
 
 def job_advance(*, job_id: uuid.UUID | str, lease: uuid.UUID | str | None = None) -> bool:
     """Run the job's current step if it is due and nobody else holds it. True if it ran.
 
     `lease` is the token of the due-job loop's reservation, when it sent this message."""
+    return job_step_run(job_id=job_id, lease=lease) is not None
+
+
+def job_step_run(
+    *, job_id: uuid.UUID | str, lease: uuid.UUID | str | None = None
+) -> Advanced | None:
+    """`job_advance`, telling what happened: None when the step did not run."""
     token = _claim(job_id, lease)
     if token is None:
-        return False
-    job = Job.objects.select_related("beacon", "beacon__order", "beacon__provider").get(pk=job_id)
-    if job.started_at is None:
-        Job.objects.filter(pk=job.pk).update(started_at=timezone.now())
-    _record(job, token, _run_step(job))
-    return True
+        return None
+    job = Job.objects.select_related(*STEP_RELATED).get(pk=job_id)
+    return Advanced(job.beacon_id, _record(job, token, _run_step(job)))
 
 
 def _run_step(job: Job) -> Outcome | ExternalError:
@@ -234,21 +264,19 @@ def _run_step(job: Job) -> Outcome | ExternalError:
         return ExternalError(f"{type(error).__name__}: {error}", transient=True)
 
 
-def _record(job: Job, token: uuid.UUID, outcome: Outcome | ExternalError) -> None:
+def _record(job: Job, token: uuid.UUID, outcome: Outcome | ExternalError) -> bool | None:
+    """Save the outcome; whether it finished the job (None: discarded, the job moved on)."""
     if isinstance(outcome, Done):
-        _finish_step(job, token, WORKFLOWS[job.kind], outcome)
-    elif isinstance(outcome, Wait):
-        _pause(job, token, outcome.until, outcome.message)
-    elif isinstance(outcome, Again):
-        _pause(job, token, timezone.now(), outcome.message, outcome.remember, again=True)
-    elif (
-        outcome.code == BUDGET_SPENT and Checkpoint(job.checkpoint).budget_waits < BUDGET_WAITS_MAX
-    ):
-        _wait_for_budget(job, token, outcome)
-    elif outcome.transient:
-        _fail_transient(job, token, outcome)
-    else:
-        _fail_permanent(job, token, str(outcome))
+        return _finish_step(job, token, WORKFLOWS[job.kind], outcome)
+    if isinstance(outcome, Wait):
+        return _pause(job, token, outcome.until, outcome.message)
+    if isinstance(outcome, Again):
+        return _pause(job, token, timezone.now(), outcome.message, outcome.remember, again=True)
+    if outcome.code == BUDGET_SPENT and Checkpoint(job.checkpoint).budget_waits < BUDGET_WAITS_MAX:
+        return _wait_for_budget(job, token, outcome)
+    if outcome.transient:
+        return _fail_transient(job, token, outcome)
+    return _fail_permanent(job, token, str(outcome))
 
 
 def _guarded(job: Job, token: uuid.UUID) -> Any:
@@ -270,7 +298,7 @@ def _release(job: Job, token: uuid.UUID) -> None:
 RELEASED = {"lease_token": None, "lease_expires_at": None}
 
 
-def _finish_step(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Done) -> None:
+def _finish_step(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Done) -> bool | None:
     now = timezone.now()
     checkpoint = Checkpoint(job.checkpoint)
     updates: dict[str, Any] = {
@@ -289,12 +317,13 @@ def _finish_step(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Done) 
     with transaction.atomic():
         if not _guarded(job, token).update(**updates):
             _release(job, token)
-            return
+            return None
         _event(job, updates["state"], outcome.message or f"{job.step} done")
         if updates["state"] == JobState.COMPLETED:
             _clear_attention_after_retry(job)
         if following:
             job_enqueue(job.pk)
+    return not following
 
 
 def _clear_attention_after_retry(job: Job) -> None:
@@ -325,7 +354,7 @@ def _pause(
     facts: dict[str, Any] | None = None,
     *,
     again: bool = False,
-) -> None:
+) -> bool | None:
     """Wait until `until` keeping `facts`; `again`: run the step now (a worker is asked)."""
     with transaction.atomic():
         updated = _guarded(job, token).update(
@@ -336,27 +365,41 @@ def _pause(
         )
         if not updated:
             _release(job, token)
-            return
-        last = job.events.order_by("-at", "-id").values_list("step", "message").first()
+            return None
+        callback_at, last = _row_after_pause(job)
         if last != (job.step, message):
             _event(job, JobState.WAITING, message)
         # The Beacon may have called back while this step ran: its own enqueue found the job
         # leased, so look again now instead of at `until`.
-        called_back = (
-            Job.objects.filter(pk=job.pk).values_list("callback_completed_at", flat=True).first()
-            != job.callback_completed_at
-        )
+        called_back = callback_at != job.callback_completed_at
         if again or called_back:
             job_enqueue(job.pk)
+    return False
 
 
-def _wait_for_budget(job: Job, token: uuid.UUID, error: ExternalError) -> None:
+def _row_after_pause(job: Job) -> tuple[datetime | None, tuple[str, str] | None]:
+    """The job's callback time and its last event's (step, message), in one query: a repeated
+    wait writes no new event, and a callback that came during the step is seen."""
+    events = JobEvent.objects.filter(job=OuterRef("pk")).order_by("-at", "-id")
+    row = (
+        Job.objects.filter(pk=job.pk)
+        .annotate(
+            last_step=Subquery(events.values("step")[:1]),
+            last_message=Subquery(events.values("message")[:1]),
+        )
+        .values_list("callback_completed_at", "last_step", "last_message")
+        .get()
+    )
+    return row[0], (None if row[1] is None else (row[1], row[2]))
+
+
+def _wait_for_budget(job: Job, token: uuid.UUID, error: ExternalError) -> bool | None:
     """The vendor's shared request budget is spent: wait for its reset without counting an
     attempt (a busy vendor must not fail purchases), at most BUDGET_WAITS_MAX times a step."""
     waits = Checkpoint(job.checkpoint).budget_waits + 1
     until = timezone.now() + timedelta(seconds=max(error.retry_after or 0.0, 1.0))
     message = f"waiting for the vendor's request budget ({error})"
-    _pause(job, token, until, message, {BUDGET_WAITS: waits})
+    return _pause(job, token, until, message, {BUDGET_WAITS: waits})
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -367,13 +410,12 @@ def backoff_seconds(attempt: int) -> float:
     return ceiling * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not cryptography)
 
 
-def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> None:
+def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> bool | None:
     attempt = job.attempts + 1
     # Undoing is retried far longer than doing: giving up there may leave a server running.
     limit = settings.JOB_COMPENSATE_MAX_ATTEMPTS if job.step == COMPENSATE else job.max_attempts
     if attempt >= limit:
-        _fail_permanent(job, token, f"gave up after {attempt} attempts: {error}")
-        return
+        return _fail_permanent(job, token, f"gave up after {attempt} attempts: {error}")
     delay = error.retry_after if error.retry_after is not None else backoff_seconds(attempt)
     with transaction.atomic():
         updated = _guarded(job, token).update(
@@ -385,16 +427,17 @@ def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> None:
         )
         if not updated:
             _release(job, token)
-            return
+            return None
         _event(
             job,
             JobState.PENDING,
             f"attempt {attempt} failed ({error}); retrying in {delay:.0f}s",
             EventLevel.WARNING,
         )
+    return False
 
 
-def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> None:
+def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> bool | None:
     """Move to compensation, or fail outright when there is nothing (more) to undo."""
     workflow = WORKFLOWS[job.kind]
     undo = workflow.compensates(job.step)
@@ -405,7 +448,7 @@ def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> None:
             **_stopped(job, message, JobState.FAILED, undo), **RELEASED
         ):
             _release(job, token)
-            return
+            return None
         if undo:
             _event(
                 job,
@@ -418,6 +461,7 @@ def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> None:
             _event(job, JobState.FAILED, message, EventLevel.ERROR)
     if not undo:
         _tell_staff(workflow, job, message)
+    return not undo
 
 
 def _stopped(job: Job, reason: str, final_state: str, undo: bool) -> dict[str, Any]:

@@ -33,10 +33,14 @@ IMAGE = "debian-12"
 SERVER_READY_DEADLINE = timedelta(minutes=15)
 
 
-def providers_sync() -> None:
-    """Make sure every provider named in PROVIDERS has a row (staff tune weight and enabled)."""
+def providers_sync() -> list[Provider]:
+    """Make sure every provider named in PROVIDERS has a row (staff tune weight and enabled);
+    returns those rows (one query when they all exist)."""
+    rows = {row.name: row for row in Provider.objects.filter(name__in=settings.PROVIDERS)}
     for name in settings.PROVIDERS:
-        Provider.objects.get_or_create(name=name, defaults={"kind": name})
+        if name not in rows:
+            rows[name], _ = Provider.objects.get_or_create(name=name, defaults={"kind": name})
+    return list(rows.values())
 
 
 # Further locations serving each region, tried in this order after the catalogue's own when a
@@ -72,10 +76,11 @@ def offers_size(provider: Provider, number: int) -> bool:
 
 def _usable_providers() -> list[Provider]:
     """Enabled, configured, not-critical providers, heaviest first (one query)."""
-    providers_sync()
-    rows = Provider.objects.filter(enabled=True, name__in=settings.PROVIDERS).exclude(
-        health_status=HealthStatus.CRITICAL
-    )
+    rows = [
+        row
+        for row in providers_sync()
+        if row.enabled and row.health_status != HealthStatus.CRITICAL
+    ]
     return sorted(rows, key=lambda row: (-row.weight, row.name))
 
 
@@ -192,7 +197,7 @@ def server_labels(job: Job) -> dict[str, str]:
 
 def step_create_server(job: Job) -> Done | Again:
     """Create the server, or adopt the one an earlier attempt of this job already made."""
-    beacon = Beacon.objects.select_related("provider", "bundle", "tier").get(pk=job.beacon_id)
+    beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
     provider = get_provider(beacon.provider.kind)
     # Where a retried create adopts its own server (unique names), no lookup is needed first.
     adopts = provider.adopts_on_create
@@ -235,7 +240,7 @@ def _ssh_keys(kind: str) -> list[str]:
 def step_wait_server_running(job: Job) -> Done | Wait:
     """Poll the server until the provider reports it running (its create action is read only
     where the server's own state cannot tell a failed create from a slow one)."""
-    beacon = Beacon.objects.select_related("provider").get(pk=job.beacon_id)
+    beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
     provider = get_provider(beacon.provider.kind)
     created = Checkpoint(job.checkpoint).result("create_server")
     server = provider.get_server(created["server_id"])
@@ -251,7 +256,8 @@ def step_wait_server_running(job: Job) -> Done | Wait:
             f"adopted server {server.id} is off: its create failed", transient=False
         )
     if server.status == "running":
-        Beacon.objects.filter(pk=beacon.pk).update(ipv4=server.ipv4, ipv6=server.ipv6 or "")
+        if (beacon.ipv4, beacon.ipv6) != (server.ipv4, server.ipv6 or ""):  # else stored at create
+            Beacon.objects.filter(pk=beacon.pk).update(ipv4=server.ipv4, ipv6=server.ipv6 or "")
         return Done({"ipv4": server.ipv4, "ipv6": server.ipv6}, "server is running")
     if timezone.now() - _finished_at(job, "create_server") > SERVER_READY_DEADLINE:
         raise ProviderError("server not running 15 minutes after creation", transient=False)
@@ -260,7 +266,7 @@ def step_wait_server_running(job: Job) -> Done | Wait:
 
 def step_dns(job: Job) -> Done:
     """A and AAAA for the fqdn and its wildcard, unproxied, TTL 300."""
-    beacon = Beacon.objects.get(pk=job.beacon_id)
+    beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
     records = dns_records_upsert(beacon=beacon, backend=get_dns_backend())
     return Done(
         {"records": [record.provider_record_id for record in records]},
@@ -276,12 +282,14 @@ def step_wait_callback(job: Job) -> Done | Wait:
     """
     if job.callback_completed_at:
         return Done(message="the Beacon reported that installation is complete")
-    beacon = Beacon.objects.select_related("provider").get(pk=job.beacon_id)
+    beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
     started = _finished_at(job, "create_server")
     if beacon.provider.kind == "fake":
         ready = started + timedelta(seconds=settings.FAKE_BEACON_INSTALL_SECONDS)
         if timezone.now() >= ready:
-            job_callback_record(job=job, status="complete", message="fake Beacon installed")
+            job_callback_record(
+                job=job, status="complete", message="fake Beacon installed", wake=False
+            )
             return Done(message="the fake Beacon reported that installation is complete")
         return Wait(min(ready, _poll_time()), "waiting for the Beacon to finish installing")
     deadline = started + timedelta(seconds=settings.JOB_CALLBACK_DEADLINE_SECONDS)
@@ -299,7 +307,7 @@ def step_wait_callback(job: Job) -> Done | Wait:
 
 def step_render_documents(job: Job) -> Done:
     """Render the Beacon's PDFs (idempotent: a stored, unaltered file is kept)."""
-    beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=job.beacon_id)
+    beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
     kinds = [document_render(beacon=beacon, kind=kind).kind for kind in document_kinds_for(beacon)]
     return Done({"documents": kinds}, f"rendered {', '.join(kinds)}")
 
@@ -307,7 +315,7 @@ def step_render_documents(job: Job) -> Done:
 def step_send_welcome(job: Job) -> Done | Wait:
     """The welcome e-mail, once, with every document of the Beacon attached: the welcome card,
     and the custom-domain guide when the order has a custom domain."""
-    beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=job.beacon_id)
+    beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
     message = email_send_once(
         key=f"welcome:{beacon.pk}",
         template="welcome",

@@ -6,7 +6,7 @@ import logging
 
 from django_q.tasks import async_task
 
-from provisioning.jobs import job_advance as advance
+from provisioning.jobs import job_step_run as step_run
 from provisioning.jobs import jobs_due
 from provisioning.models import FINISHED_JOB_STATES, Beacon, Job
 from provisioning.services import beacon_converge as converge
@@ -20,13 +20,15 @@ def job_advance(job_id: str, lease: str | None = None) -> bool:
     """Run the job's current step if it is due and unclaimed (`lease`: the due-job loop's
     reservation for this message); when the job has finished, bring its Beacon in line with
     billing (a suspend or resume may have waited for this job)."""
-    ran = advance(job_id=job_id, lease=lease)
-    if ran:
-        finished = Job.objects.filter(pk=job_id, state__in=FINISHED_JOB_STATES)
-        beacon_id = finished.values_list("beacon_id", flat=True).first()
-        if beacon_id is not None:
-            converge(beacon_id=beacon_id)
-    return ran
+    advanced = step_run(job_id=job_id, lease=lease)
+    if advanced is None:
+        return False
+    finished = advanced.finished
+    if finished is None:  # the step's result was discarded: only the row knows
+        finished = Job.objects.filter(pk=job_id, state__in=FINISHED_JOB_STATES).exists()
+    if finished:
+        converge(beacon_id=advanced.beacon_id)
+    return True
 
 
 def jobs_sweep() -> int:

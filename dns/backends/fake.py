@@ -4,8 +4,6 @@ sees one zone), handed to `integrations.dns.fake.FakeDns`. The staged faults are
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
-
 from dns.models import FakeDnsRecord
 from integrations.dns import fake
 from integrations.dns.base import Record, RecordSpec
@@ -24,16 +22,20 @@ class OrmZone:
         return [_record(row) for row in rows]
 
     def put(self, spec: RecordSpec) -> Record:
-        values = {"content": spec.content, "ttl": spec.ttl, "proxied": spec.proxied}
-        try:
-            with transaction.atomic():
-                row, _ = FakeDnsRecord.objects.update_or_create(
-                    name=spec.name, record_type=spec.record_type, defaults=values
-                )
-        except IntegrityError:  # a concurrent create won; patch what it made
-            row = FakeDnsRecord.objects.get(name=spec.name, record_type=spec.record_type)
-            FakeDnsRecord.objects.filter(pk=row.pk).update(**values)
-            row.refresh_from_db()
+        # One upsert statement (a concurrent create is patched, not an error); sets the pk.
+        row = FakeDnsRecord(
+            name=spec.name,
+            record_type=spec.record_type,
+            content=spec.content,
+            ttl=spec.ttl,
+            proxied=spec.proxied,
+        )
+        FakeDnsRecord.objects.bulk_create(
+            [row],
+            update_conflicts=True,
+            unique_fields=["name", "record_type"],
+            update_fields=["content", "ttl", "proxied"],
+        )
         return _record(row)
 
     def remove(self, record_id: str) -> None:

@@ -23,12 +23,13 @@ logger = logging.getLogger(__name__)
 BROKER_ERRORS = (RedisError, OSError)
 
 
-def task_enqueue(func: str, *args: Any, group: str) -> str | None:
-    """Enqueue `func(*args)` (ids only, never secrets); None when the broker is unreachable."""
+def task_enqueue(func: str, *args: Any, group: str, save: bool = True) -> str | None:
+    """Enqueue `func(*args)` (ids only, never secrets); None when the broker is unreachable.
+    `save=False`: django-q2 keeps no row for a success (failures are still saved)."""
     from django_q.tasks import async_task
 
     try:
-        return async_task(func, *args, group=group)
+        return async_task(func, *args, group=group, save=save)
     except BROKER_ERRORS as exc:
         logger.warning(
             "could not enqueue %s (%s: %s); the sweep will enqueue it",
@@ -39,6 +40,6 @@ def task_enqueue(func: str, *args: Any, group: str) -> str | None:
         return None
 
 
-def task_enqueue_after_commit(func: str, *args: Any, group: str) -> None:
+def task_enqueue_after_commit(func: str, *args: Any, group: str, save: bool = True) -> None:
     """`task_enqueue` once the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: task_enqueue(func, *args, group=group))
+    transaction.on_commit(lambda: task_enqueue(func, *args, group=group, save=save))
