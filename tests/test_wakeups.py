@@ -245,3 +245,27 @@ def test_the_loop_ends_with_the_cluster(monkeypatch):
     loop.join(timeout=2)
 
     assert not loop.is_alive()
+
+
+def _look_again_after(job) -> float:
+    """Seconds from now to the booting server's next look."""
+    return (job.next_attempt_at - timezone.now()).total_seconds()
+
+
+def test_a_booting_server_is_looked_at_again_after_half_the_time_it_has_taken(
+    beacon, run, settings
+):
+    settings.JOB_POLL_SECONDS = 5
+    job = waiting_job(beacon, run, settings)  # just created: the first pause is the shortest
+    assert 0.5 < _look_again_after(job) <= 1.0
+
+    created = dict(job.checkpoint["create_server"])
+    for waited, low, high in ((4, 1.5, 2.0), (60, 4.5, 5.0)):  # half of it, then the ceiling
+        created["at"] = (timezone.now() - timedelta(seconds=waited)).isoformat()
+        Job.objects.filter(pk=job.pk).update(
+            checkpoint={**job.checkpoint, "create_server": created}
+        )
+        make_due(job)
+        job = run(job)
+        assert job.step == "wait_server_running"
+        assert low < _look_again_after(job) <= high
