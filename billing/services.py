@@ -134,12 +134,16 @@ def beacon_name_problem(name: str, *, order: Order | None = None) -> str:
 
 def order_problems(order: Order) -> list[str]:
     """What stops an Order from being provisioned; empty when nothing does."""
+    return _problems(order, beacon_name_problem(order.beacon_name, order=order))
+
+
+def _problems(order: Order, name_problem: str) -> list[str]:
+    """The Order's problems, given what is wrong with its Beacon name ("" when nothing)."""
     problems = []
     if order.bundle_id is None:
         problems.append("unknown bundle")
     if order.tier_id is None:
         problems.append("unknown tier")
-    name_problem = beacon_name_problem(order.beacon_name, order=order)
     if name_problem:
         problems.append(f"beacon name {order.beacon_name!r} is {name_problem}")
     if not region_locations(order.region):
@@ -247,19 +251,8 @@ def _order_from_metadata(session: dict[str, Any], livemode: bool) -> tuple[Order
 
 def _new_order_problems(order: Order, session: dict[str, Any], name_taken: bool) -> list[str]:
     """What stops a new Order from being provisioned (order_problems, without its queries)."""
-    problems = []
-    if order.bundle_id is None:
-        problems.append("unknown bundle")
-    if order.tier_id is None:
-        problems.append("unknown tier")
     name_problem = beacon_name_problem_offline(order.beacon_name) or ("taken" if name_taken else "")
-    if name_problem:
-        problems.append(f"beacon name {order.beacon_name!r} is {name_problem}")
-    if not region_locations(order.region):
-        problems.append(f"unknown region {order.region!r}")
-    if not order.email:
-        problems.append("no customer e-mail")
-    return problems + session_input_problems(session)
+    return _problems(order, name_problem) + session_input_problems(session)
 
 
 def checkout_session_paid(*, session: dict[str, Any], livemode: bool) -> Order:

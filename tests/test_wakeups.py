@@ -260,7 +260,7 @@ def test_a_booting_server_is_looked_at_again_after_half_the_time_it_has_taken(
     assert 0.5 < _look_again_after(job) <= 1.0
 
     created = dict(job.checkpoint["create_server"])
-    for waited, low, high in ((4, 1.5, 2.0), (60, 4.5, 5.0)):  # half of it, then the ceiling
+    for waited, low, high in ((4, 1.5, 2.5), (60, 4.5, 5.0)):  # half of it, then the ceiling
         created["at"] = (timezone.now() - timedelta(seconds=waited)).isoformat()
         Job.objects.filter(pk=job.pk).update(
             checkpoint={**job.checkpoint, "create_server": created}
