@@ -372,6 +372,11 @@ def _pause(
         # The Beacon may have called back while this step ran: its own enqueue found the job
         # leased, so look again now instead of at `until`.
         called_back = callback_at != job.callback_completed_at
+        if called_back and not again:
+            # Our update above moved next_attempt_at back to `until` over the callback's "now".
+            Job.objects.filter(pk=job.pk, state=JobState.WAITING).update(
+                next_attempt_at=timezone.now()
+            )
         if again or called_back:
             job_enqueue(job.pk)
     return False

@@ -269,3 +269,31 @@ def test_a_booting_server_is_looked_at_again_after_half_the_time_it_has_taken(
         job = run(job)
         assert job.step == "wait_server_running"
         assert low < _look_again_after(job) <= high
+
+
+def test_a_callback_that_arrives_while_its_step_runs_moves_the_job_on_at_once(
+    beacon, run, monkeypatch
+):
+    from provisioning.callbacks import job_callback_record
+
+    workflow = jobs.WORKFLOWS["provision"]
+    real_wait = workflow.function("wait_server_running")
+    looks = []
+
+    def wait_server_running(job):
+        looks.append(timezone.now())
+        if len(looks) == 1:  # the Beacon reports while this first look is still running
+            job_callback_record(job=Job.objects.get(pk=job.pk), status="complete", message="")
+            return Wait(timezone.now() + timedelta(seconds=60), "waiting for the server")
+        return real_wait(job)
+
+    steps = tuple(
+        (name, wait_server_running if name == "wait_server_running" else function)
+        for name, function in workflow.steps
+    )
+    monkeypatch.setitem(jobs.WORKFLOWS, "provision", dataclasses.replace(workflow, steps=steps))
+
+    job = run(job_start(beacon=beacon, kind="provision"))
+
+    assert len(looks) == 2  # looked again at once, not in 60 s
+    assert job.step not in ("choose_provider", "create_server", "wait_server_running")

@@ -38,6 +38,8 @@ BATCH_LIMIT = 200
 # "The record already exists." (older wording) and "An identical record already exists."
 EXISTS_CODES = frozenset({"81057", "81058"})
 RECORD_NOT_FOUND = "81044"
+# A batch refused for a record made or deleted meanwhile (see upsert_all, delete_names).
+LAG_CODES = EXISTS_CODES | {RECORD_NOT_FOUND, "http_404"}
 # Cloudflare blocks a token for five minutes once its 1200 requests per 5 minutes are spent;
 # assume that window when a 429 arrives without Retry-After.
 DEFAULT_RETRY_AFTER = 300.0
@@ -181,7 +183,12 @@ class CloudflareDns(VendorClient, DnsBackend):
         except DnsError as error:
             if error.code not in EXISTS_CODES:
                 raise
+        try:
             return self._upsert_all_once(specs)
+        except DnsError as error:
+            if error.code not in LAG_CODES:
+                raise
+            raise _lagging(error) from error
 
     def delete_names(self, names: Sequence[str], record_types: Sequence[str]) -> int:
         """Delete every record of `record_types` at `names`: one listing per name, one batch.
@@ -191,7 +198,12 @@ class CloudflareDns(VendorClient, DnsBackend):
         except DnsError as error:
             if error.code not in {RECORD_NOT_FOUND, "http_404"}:
                 raise
+        try:
             return self._delete_names_once(names, record_types)
+        except DnsError as error:
+            if error.code not in LAG_CODES:
+                raise
+            raise _lagging(error) from error
 
     def list_records(self, suffix: str) -> list[Record]:
         """Every A and AAAA record of the zone whose name ends with `suffix` (reconciliation).
@@ -492,3 +504,10 @@ def _matches(record: Record, spec: RecordSpec) -> bool:
     if not _same_content(spec.record_type, record.content, spec.content):
         return False
     return spec.proxied or record.ttl == spec.ttl
+
+
+def _lagging(error: DnsError) -> DnsError:
+    """A batch refused a second time for a record that appeared or vanished meanwhile: the
+    listing lags the change (our own lost answer, usually). Transient: the job retries later,
+    instead of tearing a paid server down for it."""
+    return DnsError(f"{error} (the listing lags the change)", transient=True, code=error.code)

@@ -182,6 +182,19 @@ def test_a_batch_refused_for_a_record_made_meanwhile_is_planned_again(fake, clou
     assert len(fake.zone_records(ZONE_ID)) == 4
 
 
+def test_a_batch_refused_twice_because_the_listing_lags_is_a_transient_error(fake, cloudflare):
+    fake.add_record(ZONE_ID, type="A", name=NAME, content="203.0.113.7", ttl=300)
+    empty = {"success": True, "errors": [], "messages": [], "result": []}
+    fake.inject(method="GET", path_prefix=RECORDS, status=200, body=empty, times=4)
+
+    with pytest.raises(DnsError) as refused:
+        cloudflare.upsert_all(_specs())
+
+    assert refused.value.transient  # the job retries; it does not tear the server down
+    assert refused.value.code in ("81057", "81058")
+    assert len(fake.zone_records(ZONE_ID)) == 1  # nothing half-made
+
+
 def test_a_refused_batch_changes_nothing(fake, cloudflare):
     made = fake.add_record(ZONE_ID, type="A", name=NAME, content="203.0.113.7", ttl=300)
     post = {"type": "A", "name": "ok.beacons.test", "content": "192.0.2.1", "ttl": 300}
