@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -39,7 +40,7 @@ class OrderSnapshot:
     body: dict[str, Any]
     final: bool
 
-    @property
+    @cached_property  # the body never changes: digest it once
     def event_id(self) -> str:
         """A digest of the status: equal ids, equal statuses (what Last-Event-ID names)."""
         encoded = json.dumps(self.body, sort_keys=True, cls=DjangoJSONEncoder).encode()

@@ -19,6 +19,7 @@ from billing.subscriptions import (
     order_payment_failures_attach,
     order_subscription_catch_up,
     order_subscription_early,
+    stripe_id,
 )
 from billing.validation import (
     session_email,
@@ -92,13 +93,6 @@ def customer_id_for_stripe_customer(
 
 def _other_mode(mode: str) -> str:
     return StripeMode.TEST if mode == StripeMode.LIVE else StripeMode.LIVE
-
-
-def _stripe_id(value: Any) -> str:
-    """A Stripe id from an expandable field (an id string or an object with an id)."""
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value or "")
 
 
 def _buyer_customer_id(*, order: Order, stripe_customer_id: str) -> int:
@@ -240,8 +234,8 @@ def _order_from_metadata(session: dict[str, Any], livemode: bool) -> tuple[Order
         name=(details.get("name") or "")[:200],
         stripe_mode=StripeMode.LIVE if livemode else StripeMode.TEST,
         stripe_checkout_session_id=session["id"],
-        stripe_subscription_id=_stripe_id(subscription) or None,
-        stripe_customer_id=_stripe_id(session.get("customer")),
+        stripe_subscription_id=stripe_id(subscription) or None,
+        stripe_customer_id=stripe_id(session.get("customer")),
         stripe_metadata=metadata,
         status=OrderStatus.PAID,
         paid_at=timezone.now(),
@@ -346,9 +340,9 @@ def _paid_updates(order: Order, session: dict[str, Any]) -> dict[str, Any]:
     if not order.stripe_checkout_session_id:
         updates["stripe_checkout_session_id"] = session["id"]
     if subscription and not order.stripe_subscription_id:
-        updates["stripe_subscription_id"] = _stripe_id(subscription)
+        updates["stripe_subscription_id"] = stripe_id(subscription)
     if customer and not order.stripe_customer_id:
-        updates["stripe_customer_id"] = _stripe_id(customer)
+        updates["stripe_customer_id"] = stripe_id(customer)
     if order.status != OrderStatus.PAID:
         updates.update(status=OrderStatus.PAID, paid_at=timezone.now())
     return updates

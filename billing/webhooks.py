@@ -172,8 +172,7 @@ class DjstripeEndpointWebhookView(View):
         endpoint = WebhookEndpoint.objects.filter(djstripe_uuid=uuid, livemode=live).first()
         if endpoint is None:
             raise Http404("no webhook endpoint of the active mode here")
-        if endpoint.id == f"we_wopr_{'live' if live else 'test'}":
-            endpoint = webhook_endpoint_for_mode(livemode=live)  # its secret follows settings
+        endpoint = _endpoint_current(endpoint)  # ours: its secret follows settings
         return webhook_receive(request, endpoint=endpoint)
 
 

@@ -31,8 +31,6 @@ from provisioning.vendors import get_dns_backend, get_provider
 
 IMAGE = "debian-12"
 SERVER_READY_DEADLINE = timedelta(minutes=15)
-# The shortest pause between two looks at a booting server (see _boot_poll_time).
-BOOT_POLL_MIN_SECONDS = 1.0
 
 
 def providers_sync() -> list[Provider]:
@@ -453,11 +451,11 @@ def _poll_time() -> datetime:
 
 def _boot_poll_time(job: Job) -> datetime:
     """The next look at a booting server: after half the time it has already taken, at least
-    BOOT_POLL_MIN_SECONDS and at most JOB_POLL_SECONDS. A server that boots in 2 s is seen
+    JOB_POLL_MIN_SECONDS and at most JOB_POLL_SECONDS. A server that boots in 2 s is seen
     running within about a second of it; one that takes a minute costs a handful more GETs
     than a fixed interval would, and is never seen later than JOB_POLL_SECONDS after."""
     waited = (timezone.now() - _finished_at(job, "create_server")).total_seconds()
-    delay = min(max(waited / 2, BOOT_POLL_MIN_SECONDS), settings.JOB_POLL_SECONDS)
+    delay = min(max(waited / 2, settings.JOB_POLL_MIN_SECONDS), settings.JOB_POLL_SECONDS)
     return timezone.now() + timedelta(seconds=delay)
 
 

@@ -129,6 +129,8 @@ def test_waiting_sets_the_wake_up_on_the_job_row_instead_of_sleeping(beacon, run
     assert not Schedule.objects.filter(name__startswith="wake-job-").exists()
     assert job.next_attempt_at > timezone.now()
     assert jobs_dispatch_due() == []
+    Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert jobs_dispatch_due() == [job.pk]  # the row's time has come: the loop hands it out
 
 
 def test_repeated_waits_write_one_timeline_line(beacon, run, settings):

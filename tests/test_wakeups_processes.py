@@ -52,6 +52,7 @@ def stack(tmp_path, broker_env):
         "PROVIDERS": "fake",
         "DNS_BACKEND": "fake",
         "JOB_POLL_SECONDS": str(POLL),
+        "JOB_POLL_MIN_SECONDS": str(POLL),  # every wait of the booting server is exactly 2 s
         "FAKE_SERVER_BOOT_SECONDS": "1.5",  # booted before the 2 s wait ends
         "FAKE_BEACON_INSTALL_SECONDS": "600",  # only the callback ends the wait
         "DOCUMENTS_ROOT": str(tmp_path / "documents"),

@@ -149,6 +149,8 @@ JOB_BACKOFF_BASE_SECONDS = env.float("JOB_BACKOFF_BASE_SECONDS", default=5.0)
 JOB_BACKOFF_MAX_SECONDS = env.float("JOB_BACKOFF_MAX_SECONDS", default=600.0)
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", default=5.0)
+# The shortest pause between two looks at a booting server (it grows to JOB_POLL_SECONDS).
+JOB_POLL_MIN_SECONDS = env.float("JOB_POLL_MIN_SECONDS", default=1.0)
 JOB_CALLBACK_DEADLINE_SECONDS = env.int("JOB_CALLBACK_DEADLINE_SECONDS", default=3600)
 JOB_SWEEP_MINUTES = env.int("JOB_SWEEP_MINUTES", default=1)
 # How often each qcluster's due-job loop looks for jobs whose wake-up time has come (seconds).

@@ -15,11 +15,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, TypeVar
 
 import httpx
 
@@ -40,6 +40,7 @@ EXISTS_CODES = frozenset({"81057", "81058"})
 RECORD_NOT_FOUND = "81044"
 # A batch refused for a record made or deleted meanwhile (see upsert_all, delete_names).
 LAG_CODES = EXISTS_CODES | {RECORD_NOT_FOUND, "http_404"}
+T = TypeVar("T")
 # Cloudflare blocks a token for five minutes once its 1200 requests per 5 minutes are spent;
 # assume that window when a 429 arrives without Retry-After.
 DEFAULT_RETRY_AFTER = 300.0
@@ -178,32 +179,14 @@ class CloudflareDns(VendorClient, DnsBackend):
 
         A batch refused because a record appeared meanwhile (another worker, our own lost
         answer) is planned again from a fresh listing once."""
-        try:
-            return self._upsert_all_once(specs)
-        except DnsError as error:
-            if error.code not in EXISTS_CODES:
-                raise
-        try:
-            return self._upsert_all_once(specs)
-        except DnsError as error:
-            if error.code not in LAG_CODES:
-                raise
-            raise _lagging(error) from error
+        return _twice(lambda: self._upsert_all_once(specs), EXISTS_CODES)
 
     def delete_names(self, names: Sequence[str], record_types: Sequence[str]) -> int:
         """Delete every record of `record_types` at `names`: one listing per name, one batch.
         A record deleted meanwhile (81044 fails the whole batch) makes it list and try again."""
-        try:
-            return self._delete_names_once(names, record_types)
-        except DnsError as error:
-            if error.code not in {RECORD_NOT_FOUND, "http_404"}:
-                raise
-        try:
-            return self._delete_names_once(names, record_types)
-        except DnsError as error:
-            if error.code not in LAG_CODES:
-                raise
-            raise _lagging(error) from error
+        return _twice(
+            lambda: self._delete_names_once(names, record_types), {RECORD_NOT_FOUND, "http_404"}
+        )
 
     def list_records(self, suffix: str) -> list[Record]:
         """Every A and AAAA record of the zone whose name ends with `suffix` (reconciliation).
@@ -504,6 +487,23 @@ def _matches(record: Record, spec: RecordSpec) -> bool:
     if not _same_content(spec.record_type, record.content, spec.content):
         return False
     return spec.proxied or record.ttl == spec.ttl
+
+
+def _twice(attempt: Callable[[], T], again_on: Collection[str]) -> T:
+    """Run a listing-then-batch `attempt`; planned again once from a fresh listing when the
+    batch is refused with one of `again_on` (the zone changed meanwhile). A second refusal of
+    that kind is the listing lagging the change: transient."""
+    try:
+        return attempt()
+    except DnsError as error:
+        if error.code not in again_on:
+            raise
+    try:
+        return attempt()
+    except DnsError as error:
+        if error.code not in LAG_CODES:
+            raise
+        raise _lagging(error) from error
 
 
 def _lagging(error: DnsError) -> DnsError:
