@@ -106,6 +106,9 @@ class Beacon(models.Model):
     # Set when a billing fact changed and the Beacon's state must be brought in line with it;
     # cleared (compare-and-set) once a Job is under way or nothing is left to do.
     converge_requested_at = models.DateTimeField(null=True, blank=True)
+    # During a decommission's grace period the server is off; staff may power it on until this
+    # time so the customer can take their data out (the decommission job powers it off after).
+    export_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -125,6 +128,8 @@ class JobKind(models.TextChoices):
     SUSPEND = "suspend", "Suspend"
     RESUME = "resume", "Resume"
     DECOMMISSION = "decommission", "Decommission"
+    SNAPSHOT = "snapshot", "Snapshot"
+    RESTORE = "restore", "Restore from snapshot"
 
 
 class JobState(models.TextChoices):
@@ -273,6 +278,57 @@ class FakeServer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.pk})"
+
+
+class FakeSnapshot(models.Model):
+    """A snapshot (image) of the fake provider, kept in the database as its servers are."""
+
+    name = models.CharField(max_length=128)
+    server_id = models.CharField(max_length=64, blank=True)
+    labels = models.JSONField(default=dict)
+    size_gb = models.FloatField(default=0)
+    # A snapshot is "creating" until this time, then "available".
+    ready_at = models.DateTimeField()
+    deleted = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(deleted=False), name="fakesnapshot_unique_live_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pk})"
+
+
+class InstallStage(models.Model):
+    """One install stage a Beacon reported for a job (once per job, server round and stage).
+
+    `stage` is `booted`, `installing:<module>`, `configuring_sso`, `complete` or `failed`;
+    `round` counts the fresh servers a job has tried (0 for the first), so a new server's
+    reports are not mistaken for the old one's."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="install_stages")
+    round = models.PositiveSmallIntegerField(default=0)
+    stage = models.CharField(max_length=80)
+    module = models.CharField(max_length=64, blank=True)
+    index = models.PositiveSmallIntegerField(null=True, blank=True)
+    total = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "round", "stage"], name="installstage_once_per_job_round"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} round {self.round}: {self.stage}"
 
 
 class FaultKind(models.TextChoices):

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "dns",
     "documents",
     "operations",
+    "installers",
 ]
 
 MIDDLEWARE = [
@@ -133,6 +134,10 @@ DIGITALOCEAN_SSH_KEYS = env.list("DIGITALOCEAN_SSH_KEYS", default=[])
 CLOUDFLARE_API_URL = env.str("CLOUDFLARE_API_URL", default="https://api.cloudflare.com/client/v4")
 CLOUDFLARE_API_TOKEN = env.str("CLOUDFLARE_API_TOKEN", default="")
 CLOUDFLARE_ZONE_ID = env.str("CLOUDFLARE_ZONE_ID", default="")
+# The Beacon installer release given by URL (else the current one staff registered in the admin).
+WOPR_INSTALLER_URL = env.str("WOPR_INSTALLER_URL", default="")
+WOPR_INSTALLER_SHA256 = env.str("WOPR_INSTALLER_SHA256", default="")
+WOPR_INSTALLER_VERSION = env.str("WOPR_INSTALLER_VERSION", default="env")
 AUTHENTIK_URL = env.str("AUTHENTIK_URL", default="")
 AUTHENTIK_API_TOKEN = env.str("AUTHENTIK_API_TOKEN", default="")
 
