@@ -9,6 +9,9 @@ OpenAPI document) for the endpoints the adapter uses. Behaviour worth knowing:
   droplet), then `completed`; only then does the droplet change (new → active, active ↔ off).
   A droplet with an action in progress refuses another (422 "pending event").
 - Tags are applied at creation, so `?tag_name=` finds a droplet at once.
+- A `snapshot` droplet action makes a private image of type "snapshot" once it completed (not
+  before: DigitalOcean lists a snapshot only when it is done); `/v2/images` lists, shows and
+  deletes them, and a droplet can be created from one (image = its id, in its region).
 - `unavailable_regions`: creates there get 422 "... is not available in this region".
 - Lists paginate (`per_page`, `page`, links.pages.next/last/first/prev, meta.total).
 """
@@ -58,6 +61,7 @@ POWER_EFFECT = {
     "reboot": "active",
     "power_cycle": "active",
 }
+SNAPSHOT_SHARE_OF_DISK = 20  # a fresh system's snapshot is about a twentieth of its disk
 TEST_TOKEN = "do-test-token"  # noqa: S105  (the fake's default; no real secret)
 NOT_FOUND = "The resource you requested could not be found."
 
@@ -89,14 +93,27 @@ class FakeAction:
     status: str = "in-progress"
     completed_at: str | None = None
     looks: int = 0
+    snapshot_name: str | None = None  # a snapshot action: the image it makes when done
+
+
+@dataclass
+class FakeImage:
+    id: int
+    name: str
+    region: str
+    size_gigabytes: float
+    min_disk_size: int
+    created_at: str
 
 
 @dataclass
 class FakeDigitalOceanState:
     droplets: dict[int, FakeDroplet] = field(default_factory=dict)
     actions: dict[int, FakeAction] = field(default_factory=dict)
+    images: dict[int, FakeImage] = field(default_factory=dict)
     next_droplet_id: int = 3164444
     next_action_id: int = 36804636
+    next_image_id: int = 181000001
 
 
 class FakeDigitalOcean(FakeVendor):
@@ -130,6 +147,25 @@ class FakeDigitalOcean(FakeVendor):
     @property
     def actions(self) -> dict[int, FakeAction]:
         return self.state.actions
+
+    @property
+    def images(self) -> dict[int, FakeImage]:
+        return self.state.images
+
+    def add_snapshot(self, name: str, *, region: str = "fra1", disk: int = 80) -> FakeImage:
+        """A droplet snapshot that exists already (as if an earlier action made it)."""
+        with self.lock:
+            image = FakeImage(
+                id=self.state.next_image_id,
+                name=name,
+                region=region,
+                size_gigabytes=round(disk / SNAPSHOT_SHARE_OF_DISK, 2),
+                min_disk_size=disk,
+                created_at=self._now(),
+            )
+            self.state.next_image_id += 1
+            self.state.images[image.id] = image
+            return image
 
     def fail_action(self, action_id: int) -> None:
         """Make an action end in `errored` (its droplet stays as it was)."""
@@ -166,6 +202,12 @@ class FakeDigitalOcean(FakeVendor):
                 return self._droplet_action(request, droplet_id)
             case ("GET", ["actions", action_id]):
                 return self._get_action(action_id)
+            case ("GET", ["images"]):
+                return self._list_images(request)
+            case ("GET", ["images", image_id]):
+                return self._get_image(image_id)
+            case ("DELETE", ["images", image_id]):
+                return self._delete_image(image_id)
             case ("GET", ["regions"]):
                 return self._list(request, "regions", [self._region(slug) for slug in REGIONS])
             case ("GET", ["sizes"]):
@@ -188,7 +230,7 @@ class FakeDigitalOcean(FakeVendor):
             name=body["name"],
             region=region,
             size=body["size"],
-            image=body["image"],
+            image=str(body["image"]),
             tags=list(dict.fromkeys(body.get("tags") or [])),
             ipv6=bool(body.get("ipv6", False)),
             user_data=body.get("user_data") or "",
@@ -219,10 +261,10 @@ class FakeDigitalOcean(FakeVendor):
             return "Name is invalid: only letters, numbers, dots and dashes."
         if size not in SIZES:
             return "You specified an invalid size for Droplet creation."
-        if image not in IMAGES:
-            return "You specified an invalid image for Droplet creation."
         if region is not None and region not in REGIONS:
             return "You specified an invalid region for Droplet creation."
+        if image not in IMAGES and not self._snapshot_in(image, region):
+            return "You specified an invalid image for Droplet creation."
         if region in self.unavailable_regions or region in SIZES[size][5]:
             return f"Size {size} is not available in this region."
         tags = body.get("tags") or []
@@ -266,15 +308,45 @@ class FakeDigitalOcean(FakeVendor):
         if droplet is None:
             return self._error(404, "not_found", NOT_FOUND)
         try:
-            kind = json.loads(request.content or b"{}").get("type")
+            body = json.loads(request.content or b"{}")
+            kind = body.get("type")
         except (ValueError, AttributeError):
-            kind = None
-        if kind not in POWER_EFFECT:
+            body, kind = {}, None
+        if kind not in POWER_EFFECT and kind != "snapshot":
             return self._error(422, "unprocessable_entity", f"Action type {kind!r} is not valid.")
         if self._pending(droplet):
             return self._error(422, "unprocessable_entity", "Droplet already has a pending event.")
-        action = self._start_action(droplet, kind, effect=POWER_EFFECT[kind])
+        effect = POWER_EFFECT.get(kind, droplet.status)  # a snapshot leaves the droplet as it is
+        action = self._start_action(droplet, kind, effect=effect)
+        if kind == "snapshot":
+            action.snapshot_name = str(body.get("name") or f"{droplet.name}-{int(self.clock())}")
         return self._answer(201, {"action": self._action(action)})
+
+    # --- images (droplet snapshots) --------------------------------------------------------
+    def _list_images(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if params.get("type") or params.get("tag_name"):  # our snapshots: no type, no tags
+            return self._list(request, "images", [])
+        public = [] if params.get("private") == "true" else [self._image(s) for s in IMAGES]
+        ours = [self._snapshot(image) for _, image in sorted(self.state.images.items())]
+        return self._list(request, "images", public + ours)
+
+    def _get_image(self, image_id: str) -> httpx.Response:
+        image = self.state.images.get(int(image_id)) if image_id.isdigit() else None
+        if image is None:
+            return self._error(404, "not_found", NOT_FOUND)
+        return self._answer(200, {"image": self._snapshot(image)})
+
+    def _delete_image(self, image_id: str) -> httpx.Response:
+        image = self.state.images.get(int(image_id)) if image_id.isdigit() else None
+        if image is None:
+            return self._error(404, "not_found", NOT_FOUND)
+        del self.state.images[image.id]
+        return self._answer(204, None)
+
+    def _snapshot_in(self, image: Any, region: str | None) -> bool:
+        found = self.state.images.get(image) if isinstance(image, int) else None
+        return found is not None and region in (None, found.region)
 
     # --- actions ---------------------------------------------------------------------------
     def _get_action(self, action_id: str) -> httpx.Response:
@@ -307,6 +379,9 @@ class FakeDigitalOcean(FakeVendor):
             droplet = self.state.droplets.get(action.droplet_id)
             if droplet is not None:
                 droplet.status = action.effect
+            if action.snapshot_name is not None:
+                disk = SIZES[droplet.size][2] if droplet is not None else 25
+                self.add_snapshot(action.snapshot_name, region=action.region, disk=disk)
 
     def _pending(self, droplet: FakeDroplet) -> bool:
         return any(
@@ -334,7 +409,7 @@ class FakeDigitalOcean(FakeVendor):
             "backup_ids": [],
             "next_backup_window": None,
             "snapshot_ids": [],
-            "image": self._image(droplet.image),
+            "image": self._droplet_image(droplet.image),
             "volume_ids": [],
             "size": self._size(droplet.size),
             "size_slug": droplet.size,
@@ -361,6 +436,33 @@ class FakeDigitalOcean(FakeVendor):
             )
         ]
         return {"v4": v4, "v6": v6 if droplet.ipv6 else []}
+
+    def _droplet_image(self, image: str) -> dict[str, Any]:
+        if not image.isdigit():
+            return self._image(image)
+        # Made from a snapshot (which may be deleted since: the droplet still tells its id).
+        found = self.state.images.get(int(image))
+        return self._snapshot(
+            found or FakeImage(int(image), "deleted", "fra1", 0.0, 0, self._now())
+        )
+
+    def _snapshot(self, image: FakeImage) -> dict[str, Any]:
+        return {
+            "id": image.id,
+            "name": image.name,
+            "distribution": "Debian",
+            "slug": None,
+            "public": False,
+            "regions": [image.region],
+            "created_at": image.created_at,
+            "type": "snapshot",
+            "min_disk_size": image.min_disk_size,
+            "size_gigabytes": image.size_gigabytes,
+            "description": "",
+            "tags": [],
+            "status": "available",
+            "error_message": "",
+        }
 
     def _image(self, slug: str) -> dict[str, Any]:
         image_id, name, distribution = IMAGES[slug]

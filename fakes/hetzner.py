@@ -1,6 +1,8 @@
 """A stateful fake of the Hetzner Cloud API: every endpoint HetznerProvider uses, in its shapes.
 
-Servers, actions, labels and protection live in memory. Actions start `running` and report
+Servers, actions, labels, protection and snapshot images live in memory; a snapshot is
+`creating` until its create_image action succeeded, then `available`, and a server can be
+created from it (image = its id). Actions start `running` and report
 `success` once they have been read `action_polls` times. Every answer carries RateLimit-*
 headers and an X-Correlation-Id; a spent budget answers 429. Paths are accepted with and
 without the /v1 prefix (settings use https://api.hetzner.cloud/v1; Prism serves without it).
@@ -43,6 +45,9 @@ SERVER_TYPES = [
 OS_FLAVORS = {"alma", "centos", "debian", "fedora", "opensuse", "rocky", "ubuntu"}
 TRAFFIC_BYTES = 20 * 1024**4
 VAT = Decimal("1.19")
+SNAPSHOT_PRICE_PER_GB = Decimal("0.0119")  # net EUR per GB and month, as Hetzner lists it
+VOLUME_PRICE_PER_GB = Decimal("0.0440")
+SNAPSHOT_SHARE_OF_DISK = 20  # a fresh system's snapshot is about a twentieth of its disk
 
 Handler = Callable[[httpx.Request, "re.Match[str]"], httpx.Response]
 
@@ -77,7 +82,9 @@ class FakeHetzner(FakeVendor):
         self.servers: dict[int, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
         self.polls: dict[int, int] = {}
+        self.images: dict[int, dict[str, Any]] = {}
         self._server_ids = itertools.count(4201)
+        self._image_ids = itertools.count(310001)
         self._action_ids = itertools.count(9001)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"/servers"), self._list_servers),
@@ -86,6 +93,10 @@ class FakeHetzner(FakeVendor):
             ("DELETE", re.compile(r"/servers/(\d+)"), self._delete_server),
             ("POST", re.compile(r"/servers/(\d+)/actions/(\w+)"), self._server_action),
             ("GET", re.compile(r"/actions/(\d+)"), self._get_action),
+            ("GET", re.compile(r"/images"), self._list_images),
+            ("GET", re.compile(r"/images/(\d+)"), self._get_image),
+            ("DELETE", re.compile(r"/images/(\d+)"), self._delete_image),
+            ("GET", re.compile(r"/pricing"), self._pricing),
             ("GET", re.compile(r"/locations"), self._list_locations),
             ("GET", re.compile(r"/server_types"), self._list_server_types),
         ]
@@ -203,6 +214,8 @@ class FakeHetzner(FakeVendor):
             return error(422, "invalid_input", f"unknown location {location!r}")
         if location in self.unavailable_locations:
             return error(412, "resource_unavailable", "server location disabled")
+        if str(body["image"]).isdigit() and not self._image_ready(int(body["image"])):
+            return error(422, "invalid_input", f"image {body['image']} not found or not available")
         if any(record["name"] == body["name"] for record in self.servers.values()):
             details = {"fields": [{"name": "name"}]}
             return error(409, "uniqueness_error", "server name is already used", details)
@@ -240,10 +253,97 @@ class FakeHetzner(FakeVendor):
                     record["protection"][key] = bool(body[key])
         elif verb in ("poweroff", "poweron"):
             record["powered"] = verb == "poweron"
+        elif verb == "create_image":
+            return self._create_image(request, record)
         else:
             return error(404, "not_found", f"no action {verb}")
         command = {"poweroff": "stop_server", "poweron": "start_server"}.get(verb, verb)
         return httpx.Response(201, json={"action": self._action(command, record["id"])})
+
+    # --- snapshot images --------------------------------------------------------------------
+    def add_snapshot(
+        self, description: str, *, labels: dict[str, str] | None = None, server_id: int = 4200
+    ) -> dict[str, Any]:
+        """A snapshot that exists already (available); returns its record."""
+        image_id = next(self._image_ids)
+        self.images[image_id] = {
+            "id": image_id,
+            "description": description,
+            "labels": dict(labels or {}),
+            "created": _now(),
+            "created_from": {"id": server_id, "name": f"server-{server_id}"},
+            "disk_size": 80,
+            "os_flavor": "debian",
+            "action": None,
+        }
+        return self.images[image_id]
+
+    def _create_image(self, request: httpx.Request, server: dict[str, Any]) -> httpx.Response:
+        body = json.loads(request.content or b"{}")
+        if body.get("type", "snapshot") != "snapshot":
+            return error(422, "invalid_input", "backups are not enabled for this server")
+        disk = (_server_type(server["server_type"]) or SERVER_TYPES[0])[4]
+        image = self.add_snapshot(
+            body.get("description") or f"server-{server['id']}-snapshot",
+            labels=body.get("labels"),
+            server_id=server["id"],
+        )
+        flavor = str(server["image"]).partition("-")[0]
+        image.update(
+            created_from={"id": server["id"], "name": server["name"]},
+            disk_size=disk,
+            os_flavor=flavor if flavor in OS_FLAVORS else "unknown",
+        )
+        action = self._action("create_image", server["id"])
+        action["resources"].append({"id": image["id"], "type": "image"})  # shared with the log
+        image["action"] = action["id"]
+        return httpx.Response(201, json={"action": action, "image": self._snapshot_json(image)})
+
+    def _list_images(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
+        params = request.url.params
+        found = list(self.images.values()) if params.get_list("type") in ([], ["snapshot"]) else []
+        if params.get("label_selector"):
+            wanted = selector_terms(params["label_selector"])
+            found = [image for image in found if _selected(wanted, image["labels"])]
+        return self._page(request, "images", found, self._snapshot_json)
+
+    def _get_image(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
+        image = self.images.get(int(match[1]))
+        if image is None:
+            return error(404, "not_found", f"image with ID '{match[1]}' not found")
+        # As with servers: a look at the image counts as time passing for its action.
+        creating = self.actions.get(image["action"] or 0)
+        if creating is not None:
+            self._tick(creating)
+        return httpx.Response(200, json={"image": self._snapshot_json(image)})
+
+    def _delete_image(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
+        if self.images.pop(int(match[1]), None) is None:
+            return error(404, "not_found", f"image with ID '{match[1]}' not found")
+        return httpx.Response(204)
+
+    def _image_ready(self, image_id: int) -> bool:
+        image = self.images.get(image_id)
+        return image is not None and self._snapshot_json(image)["status"] == "available"
+
+    def _pricing(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
+        server_types = [
+            {"id": row[0], "name": row[1], "prices": self._server_type_json(row)["prices"]}
+            for row in SERVER_TYPES
+        ]
+        pricing = {
+            "currency": "EUR",
+            "vat_rate": "19.00",
+            "floating_ip": {"price_monthly": _amount(Decimal("3.00"))},
+            "floating_ips": [],
+            "image": {"price_per_gb_month": _amount(SNAPSHOT_PRICE_PER_GB)},
+            "load_balancer_types": [],
+            "primary_ips": [],
+            "server_backup": {"percentage": "20.00"},
+            "server_types": server_types,
+            "volume": {"price_per_gb_month": _amount(VOLUME_PRICE_PER_GB)},
+        }
+        return httpx.Response(200, json={"pricing": pricing})
 
     # --- actions ----------------------------------------------------------------------------
     def _action(self, command: str, server_id: int) -> dict[str, Any]:
@@ -322,7 +422,7 @@ class FakeHetzner(FakeVendor):
             "location": location,
             "datacenter": _datacenter_json(location),
             "server_type": server_type,
-            "image": _image_json(record["image"], record["created"]),
+            "image": self._server_image_json(record),
             "iso": None,
             "protection": dict(record["protection"]),
             "public_net": _public_net_json(record),
@@ -337,6 +437,36 @@ class FakeHetzner(FakeVendor):
             "load_balancers": [],
             "volumes": [],
             "placement_group": None,
+        }
+
+    def _server_image_json(self, record: dict[str, Any]) -> dict[str, Any]:
+        image = record["image"]
+        if image.isdigit() and int(image) in self.images:  # made from one of our snapshots
+            return self._snapshot_json(self.images[int(image)])
+        return _image_json(image, record["created"])
+
+    def _snapshot_json(self, image: dict[str, Any]) -> dict[str, Any]:
+        running = self.actions.get(image["action"] or 0, {}).get("status") == "running"
+        size = round(image["disk_size"] / SNAPSHOT_SHARE_OF_DISK, 2)
+        return {
+            "id": image["id"],
+            "name": None,  # snapshots have a description, not a name
+            "description": image["description"],
+            "type": "snapshot",
+            "status": "creating" if running else "available",
+            "architecture": "x86",
+            "created": image["created"],
+            "created_from": dict(image["created_from"]),
+            "bound_to": None,
+            "deleted": None,
+            "deprecated": None,
+            "disk_size": image["disk_size"],
+            "image_size": None if running else size,
+            "labels": dict(image["labels"]),
+            "os_flavor": image["os_flavor"],
+            "os_version": None,
+            "protection": {"delete": False},
+            "rapid_deploy": False,
         }
 
     def _server_type_json(self, row: tuple) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The fake cloud's app side: its servers as FakeServer rows, its faults, its catalogue.
+"""The fake cloud's app side: its servers as FakeServer rows, its snapshots as FakeSnapshot rows,
+its faults, its catalogue.
 
 `integrations.clouds.fake.FakeCloud` holds the provider contract; this module gives it the
 database store (every process sees the same servers), the scripted faults of
@@ -16,13 +17,13 @@ from django.utils import timezone
 
 from billing.catalog import catalog_data
 from integrations.clouds.base import ProviderError, ServerSpec
-from integrations.clouds.fake import FakeCatalogue, FakeCloud, FakeRecord
+from integrations.clouds.fake import FakeCatalogue, FakeCloud, FakeRecord, FakeSnapshotRecord
 from provisioning.faults import fault_error, fault_raise_before
-from provisioning.models import FakeServer
+from provisioning.models import FakeServer, FakeSnapshot
 
 
 class DbFakeCloudStore:
-    """The FakeCloudStore protocol over FakeServer rows and FakeFault rows."""
+    """The FakeCloudStore protocol over FakeServer, FakeSnapshot and FakeFault rows."""
 
     def now(self) -> datetime:
         return timezone.now()
@@ -76,6 +77,45 @@ class DbFakeCloudStore:
     def delete(self, server_id: str) -> None:
         FakeServer.objects.filter(pk=_pk(server_id), deleted=False).update(deleted=True)
 
+    def snapshot_create(
+        self,
+        *,
+        server_id: str,
+        name: str,
+        labels: dict[str, str],
+        size_gb: float,
+        ready_at: datetime,
+    ) -> FakeSnapshotRecord | None:
+        try:
+            with transaction.atomic():  # the unique live name settles a race between workers
+                row = FakeSnapshot.objects.create(
+                    name=name,
+                    server_id=server_id,
+                    labels=labels,
+                    size_gb=size_gb,
+                    ready_at=ready_at,
+                    created_at=timezone.now(),
+                )
+        except IntegrityError:
+            return None
+        return _snapshot_record(row)
+
+    def snapshot_get(self, snapshot_id: str, *, deleted: bool = False) -> FakeSnapshotRecord | None:
+        rows = FakeSnapshot.objects.filter(pk=_pk(snapshot_id))
+        row = (rows if deleted else rows.filter(deleted=False)).first()
+        return _snapshot_record(row) if row else None
+
+    def snapshot_find(self, labels: dict[str, str]) -> list[FakeSnapshotRecord]:
+        rows = FakeSnapshot.objects.filter(deleted=False).order_by("pk")
+        return [
+            _snapshot_record(row)
+            for row in rows
+            if all(row.labels.get(key) == value for key, value in labels.items())
+        ]
+
+    def snapshot_delete(self, snapshot_id: str) -> None:
+        FakeSnapshot.objects.filter(pk=_pk(snapshot_id), deleted=False).update(deleted=True)
+
 
 class FakeProvider(FakeCloud):
     """The fake cloud as configured here: the database store, settings' boot time, and one
@@ -100,6 +140,11 @@ class FakeProvider(FakeCloud):
     def boot_seconds(self) -> float:
         return float(settings.FAKE_SERVER_BOOT_SECONDS)
 
+    @property  # type: ignore[override]
+    def snapshot_seconds(self) -> float:
+        """A snapshot takes as long as a boot: one setting paces the whole fake cloud."""
+        return float(settings.FAKE_SERVER_BOOT_SECONDS)
+
 
 def _record(row: FakeServer) -> FakeRecord:
     return FakeRecord(
@@ -111,6 +156,18 @@ def _record(row: FakeServer) -> FakeRecord:
         ipv4=row.ipv4,
         ipv6=row.ipv6,
         powered_on=row.powered_on,
+        created_at=row.created_at,
+    )
+
+
+def _snapshot_record(row: FakeSnapshot) -> FakeSnapshotRecord:
+    return FakeSnapshotRecord(
+        id=str(row.pk),
+        name=row.name,
+        server_id=row.server_id,
+        labels=dict(row.labels),
+        size_gb=row.size_gb,
+        ready_at=row.ready_at,
         created_at=row.created_at,
     )
 

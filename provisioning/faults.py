@@ -1,8 +1,11 @@
 """Failure injection for the fake provider and fake DNS, for tests and demos.
 
-A FakeFault row at a point (`provider.create`, `dns.upsert`, ...) makes the next `remaining`
-calls there fail. Rows are claimed with a conditional decrement, so two workers never consume
-the same failure twice.
+A FakeFault row at a point makes the next `remaining` calls there fail. Points: `provider.create`,
+`provider.get`, `provider.power_off`, `provider.power_on`, `provider.delete`, `provider.snapshot`
+(create_snapshot), `provider.snapshot_delete`, `dns.upsert`, `dns.delete`. A `lost_response`
+fault lets the call act, then fails it transiently (the answer was lost), so a caller's retry
+must find what the first attempt made instead of making it twice. Rows are claimed with a
+conditional decrement, so two workers never consume the same failure twice.
 """
 
 from __future__ import annotations
@@ -11,6 +14,18 @@ from django.db.models import F
 
 from integrations.errors import DnsError, ExternalError
 from provisioning.models import FakeFault, FaultKind
+
+FAULT_POINTS = (
+    "provider.create",
+    "provider.get",
+    "provider.power_off",
+    "provider.power_on",
+    "provider.delete",
+    "provider.snapshot",
+    "provider.snapshot_delete",
+    "dns.upsert",
+    "dns.delete",
+)
 
 
 def fault_take(point: str) -> FakeFault | None:

@@ -342,7 +342,8 @@ class FakeFault(models.Model):
     """A failure the fake provider or fake DNS will raise at a chosen point, `remaining` times.
 
     Points: `provider.create`, `provider.get`, `provider.power_off`, `provider.power_on`,
-    `provider.delete`, `dns.upsert`, `dns.delete`.
+    `provider.delete`, `provider.snapshot`, `provider.snapshot_delete`, `dns.upsert`,
+    `dns.delete`.
     """
 
     point = models.CharField(max_length=32)

@@ -40,6 +40,7 @@ def get_provider(kind: str) -> CloudProvider:
         token=getattr(settings, f"{prefix}_API_TOKEN"),
         ssh_keys=list(getattr(settings, f"{prefix}_SSH_KEYS", [])),
         budget=DbRateBudget(kind),
+        snapshot_price_per_gb=getattr(settings, f"{prefix}_SNAPSHOT_PRICE_PER_GB", None),
     )
     return provider_build(kind, config)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -15,6 +16,7 @@ from integrations.budget import NoBudget, RateBudget
 from integrations.errors import ProviderError
 
 ActionStatus = Literal["running", "success", "error"]
+SnapshotStatus = Literal["creating", "available", "error"]
 
 __all__ = [
     "ActionStatus",
@@ -27,12 +29,18 @@ __all__ = [
     "Server",
     "ServerSpec",
     "ServerType",
+    "Snapshot",
+    "SnapshotStarted",
+    "SnapshotStatus",
 ]
 
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """What to create. `labels` never carry personal data (no e-mail, no name)."""
+    """What to create. `labels` never carry personal data (no e-mail, no name).
+
+    `image` is an image name ("debian-12") or, for a restore, a snapshot id as the provider
+    gave it (Snapshot.id: numeric at Hetzner and DigitalOcean)."""
 
     name: str
     size: str
@@ -86,6 +94,31 @@ class Created:
     action_id: str
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A server snapshot (image) as the provider reports it.
+
+    `labels` carry {"wopr-snapshot": name, "wopr-beacon": id, "managed-by": "wopr"}; where the
+    provider has no labels on images (DigitalOcean) they are read back from the name."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: SnapshotStatus
+    size_gb: float | None
+    server_id: str | None
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SnapshotStarted:
+    """A snapshot request's result. Hetzner names the image at once; DigitalOcean only once
+    the action finished (`snapshot_id` None then: find it by name when the action succeeded)."""
+
+    snapshot_id: str | None
+    action_id: str
+
+
 class CloudProvider(ABC):
     """One cloud. Every mutating call returns an action id to poll, never waits itself."""
 
@@ -135,6 +168,29 @@ class CloudProvider(ABC):
     @abstractmethod
     def list_server_types(self) -> list[ServerType]:
         """Every server size with its prices."""
+
+    @abstractmethod
+    def create_snapshot(
+        self, server_id: str, *, name: str, labels: dict[str, str]
+    ) -> SnapshotStarted:
+        """Start a snapshot of the server. `name` is unique per snapshot; the caller looks for
+        an existing one first (find_snapshots({"wopr-snapshot": name})), the adapter does not."""
+
+    @abstractmethod
+    def find_snapshots(self, labels: dict[str, str]) -> list[Snapshot]:
+        """Snapshots carrying every label (all pages)."""
+
+    @abstractmethod
+    def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """The snapshot, or None when the provider does not know it."""
+
+    @abstractmethod
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Delete the snapshot; an unknown one is not an error (idempotent)."""
+
+    @abstractmethod
+    def snapshot_price_per_gb_month(self, location: str) -> Decimal:
+        """What a GB of snapshot costs a month at `location`, VAT excluded."""
 
     def protect(self, server_id: str) -> None:  # noqa: B027  (optional: not every cloud has it)
         """Turn delete protection on (a no-op where the provider has no such thing)."""

@@ -8,6 +8,9 @@ for the droplets carrying one of those tags and checks the others here. Droplet 
 be unique, so a create whose answer was lost is found again by its `wopr-job` tag, never by
 a uniqueness error. There is no delete protection: `protect()` stays the base no-op.
 
+Snapshots carry no tags there: our labels are read back from the snapshot's name, which the
+caller makes as `wopr-<beacon uuid>-<kind>-<yyyymmdd>` (see `snapshot_labels`).
+
 Every request spends from a budget shared by all workers (`RateBudget`), checked before
 sending and updated from the `ratelimit-*` headers of every answer. The token is sent in the
 Authorization header only: it is never logged nor put in an error; DigitalOcean's request id is.
@@ -20,7 +23,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, TypedDict
 from urllib.parse import parse_qs, urlsplit
@@ -37,12 +40,27 @@ from integrations.clouds.base import (
     Server,
     ServerSpec,
     ServerType,
+    Snapshot,
+    SnapshotStarted,
+    SnapshotStatus,
 )
 from integrations.http import VendorClient, int_header
 
 logger = logging.getLogger(__name__)
 
 DROPLETS_PER_PAGE = 50
+IMAGES_PER_PAGE = 200
+# What a droplet snapshot costs when settings say nothing: DigitalOcean's list price, USD per GB
+# and month (https://docs.digitalocean.com/products/snapshots/details/pricing/).
+DEFAULT_SNAPSHOT_PRICE_PER_GB = Decimal("0.06")
+SNAPSHOT_NAME = re.compile(
+    r"^wopr-(?P<beacon>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-"
+)
+IMAGE_STATUS: dict[str, SnapshotStatus] = {
+    "NEW": "creating",
+    "pending": "creating",
+    "available": "available",
+}
 CATALOGUE_PER_PAGE = 200  # the most DigitalOcean allows: regions and sizes fit on one page
 # Our image names are the distribution's; DigitalOcean's slugs say the architecture too.
 IMAGE_SLUGS = {"debian-12": "debian-12-x64"}
@@ -110,6 +128,15 @@ class ActionJson(TypedDict):
     type: str
 
 
+class ImageJson(TypedDict):
+    id: int
+    name: str
+    type: str  # "snapshot", "backup", "custom", "base", ...
+    status: str  # "NEW", "available", "pending", "deleted", "retired"
+    size_gigabytes: float | None
+    created_at: str
+
+
 class ActionLinkJson(TypedDict):
     id: int
     rel: str
@@ -149,6 +176,18 @@ def tags_to_labels(tags: Sequence[str]) -> dict[str, str]:
         key, colon, value = tag.partition(":")
         if colon:
             labels[key] = value
+    return labels
+
+
+def snapshot_labels(name: str) -> dict[str, str]:
+    """Our labels read back from a snapshot name: `wopr-<uuid>-...` gives wopr-snapshot,
+    wopr-beacon (the uuid) and managed-by; a name that is not ours gives none."""
+    if not name.startswith("wopr-"):
+        return {}
+    labels = {"wopr-snapshot": name, "managed-by": "wopr"}
+    match = SNAPSHOT_NAME.match(name)
+    if match:
+        labels["wopr-beacon"] = match["beacon"]
     return labels
 
 
@@ -267,11 +306,13 @@ class DigitalOceanProvider(CloudProvider):
         token: str,
         budget: RateBudget | None = None,
         ssh_keys: Sequence[str] = (),
+        snapshot_price_per_gb: Decimal | str | None = None,
     ) -> None:
         self.api = DigitalOceanApi(base_url=base_url, token=token, budget=budget)
         self.base_url = self.api.base_url
         self.budget: RateBudget = self.api.budget
         self.ssh_keys = list(ssh_keys)
+        self.snapshot_price = _price(snapshot_price_per_gb)
 
     def __repr__(self) -> str:  # never the token
         return f"DigitalOceanProvider(base_url={self.base_url!r})"
@@ -282,7 +323,7 @@ class DigitalOceanProvider(CloudProvider):
             "name": spec.name,
             "region": spec.location,
             "size": spec.size,
-            "image": IMAGE_SLUGS.get(spec.image, spec.image),
+            "image": _image(spec.image),
             "ssh_keys": _ssh_keys([*self.ssh_keys, *spec.ssh_keys]),
             "user_data": spec.user_data,
             "ipv6": True,
@@ -354,6 +395,59 @@ class DigitalOceanProvider(CloudProvider):
         self._call("DELETE", f"/v2/droplets/{server_id}", missing_ok=True)
         logger.info("digitalocean droplet %s deleted", server_id)
 
+    # --- snapshots -----------------------------------------------------------------------
+    def create_snapshot(
+        self, server_id: str, *, name: str, labels: dict[str, str]
+    ) -> SnapshotStarted:
+        """POST /v2/droplets/{id}/actions {"type": "snapshot", "name": name}. Snapshots carry
+        no tags: `labels` must be what the name says (snapshot_labels). The snapshot's id is
+        known only once the action completed: find it by name then."""
+        data = self._call(
+            "POST",
+            f"/v2/droplets/{_droplet_id(server_id)}/actions",
+            body={"type": "snapshot", "name": name},
+        )
+        action: ActionJson = data.get("action") or {}
+        if "id" not in action:
+            raise _invalid("the snapshot action")
+        logger.info("digitalocean droplet %s snapshot started (action %s)", server_id, action["id"])
+        return SnapshotStarted(snapshot_id=None, action_id=str(action["id"]))
+
+    def find_snapshots(self, labels: dict[str, str]) -> list[Snapshot]:
+        """GET /v2/images?private=true (every page): the droplet snapshots whose labels, read
+        back from their names, include all of `labels`. /v2/images is used, not
+        /v2/snapshots: it lists the same snapshots and is in the spec we check against."""
+        images = self._pages("/v2/images", "images", {"private": "true"}, IMAGES_PER_PAGE)
+        snapshots = (_snapshot(image) for image in images if image.get("type") == "snapshot")
+        return [
+            snapshot
+            for snapshot in snapshots
+            if all(snapshot.labels.get(key) == value for key, value in labels.items())
+        ]
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """GET /v2/images/{id}; None when DigitalOcean does not know it."""
+        if not _is_id(snapshot_id):
+            return None
+        data = self._call("GET", f"/v2/images/{snapshot_id}", missing_ok=True)
+        if data is None:
+            return None
+        if not data.get("image"):
+            raise _invalid("the image")
+        return _snapshot(data["image"])
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """DELETE /v2/images/{id}; a snapshot already gone is fine."""
+        if not _is_id(snapshot_id):
+            return
+        self._call("DELETE", f"/v2/images/{snapshot_id}", missing_ok=True)
+        logger.info("digitalocean snapshot %s deleted", snapshot_id)
+
+    def snapshot_price_per_gb_month(self, location: str) -> Decimal:
+        """DigitalOcean publishes no snapshot price in its API: the configured one
+        (DIGITALOCEAN_SNAPSHOT_PRICE_PER_GB, USD, the same in every region)."""
+        return self.snapshot_price
+
     def list_locations(self) -> list[Location]:
         """GET /v2/regions: a region's slug, and whether it takes new droplets."""
         return [
@@ -369,13 +463,8 @@ class DigitalOceanProvider(CloudProvider):
 
     # --- machinery -----------------------------------------------------------------------
     def _droplet_action(self, server_id: str, kind: str) -> str:
-        if not _is_id(server_id):
-            raise ProviderError(
-                f"DigitalOcean droplet {server_id!r} does not exist",
-                transient=False,
-                code="not_found",
-            )
-        data = self._call("POST", f"/v2/droplets/{server_id}/actions", body={"type": kind})
+        path = f"/v2/droplets/{_droplet_id(server_id)}/actions"
+        data = self._call("POST", path, body={"type": kind})
         action: ActionJson = data.get("action") or {}
         if "id" not in action:
             raise _invalid(f"the {kind} action")
@@ -422,6 +511,56 @@ def _server(droplet: DropletJson) -> Server:
         )
     except (KeyError, TypeError) as exc:
         raise _invalid(f"a droplet (missing {exc})") from None
+
+
+def _snapshot(image: ImageJson) -> Snapshot:
+    try:
+        size = image.get("size_gigabytes")
+        return Snapshot(
+            id=str(image["id"]),
+            name=image["name"],
+            labels=snapshot_labels(image["name"]),
+            status=IMAGE_STATUS.get(image["status"], "error"),
+            size_gb=float(size) if size is not None else None,
+            server_id=None,  # an image does not say which droplet it was taken from
+            created_at=_timestamp(image.get("created_at")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _invalid(f"an image (missing {exc})") from None
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _image(image: str) -> str | int:
+    """The create body's image: a snapshot id (a restore) as the number the spec wants, our
+    distribution names as DigitalOcean's slugs, anything else as given."""
+    if _is_id(image):
+        return int(image)
+    return IMAGE_SLUGS.get(image, image)
+
+
+def _price(value: Decimal | str | None) -> Decimal:
+    if value is None or value == "":
+        return DEFAULT_SNAPSHOT_PRICE_PER_GB
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"snapshot price {value!r} is not a number") from None
+
+
+def _droplet_id(server_id: str) -> str:
+    if not _is_id(server_id):
+        raise ProviderError(
+            f"DigitalOcean droplet {server_id!r} does not exist", transient=False, code="not_found"
+        )
+    return server_id
 
 
 def _server_type(size: SizeJson) -> ServerType:

@@ -1,8 +1,10 @@
 """The fake cloud: the provider contract over a store the app injects (no ORM, no app here).
 
-Servers boot `boot_seconds` after creation. Where the servers live (the app keeps them in the
-database so every process sees the same) and which faults are due are the store's business;
-which sizes and locations are sold is passed in as catalogue facts.
+Servers boot `boot_seconds` after creation; snapshots are "creating" for `snapshot_seconds`,
+then "available", and a server can be created from an available one (a restore). Where the
+servers live (the app keeps them in the database so every process sees the same) and which
+faults are due are the store's business; which sizes and locations are sold is passed in as
+catalogue facts.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from integrations.clouds.base import (
     Server,
     ServerSpec,
     ServerType,
+    Snapshot,
+    SnapshotStarted,
 )
 
 OWNER_LABELS = ("wopr-job", "wopr-beacon")
+SNAPSHOT_PRICE_PER_GB_MONTH = Decimal("0.01")
+SNAPSHOT_GB_PER_SIZE_STEP = 1.5  # the smallest size's snapshot; each larger size adds as much
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,19 @@ class FakeRecord:
     ipv4: str
     ipv6: str
     powered_on: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FakeSnapshotRecord:
+    """A snapshot as the store keeps it."""
+
+    id: str
+    name: str
+    server_id: str
+    labels: dict[str, str]
+    size_gb: float
+    ready_at: datetime
     created_at: datetime
 
 
@@ -70,6 +89,26 @@ class FakeCloudStore(Protocol):
     def delete(self, server_id: str) -> None:
         """Delete the server (nothing when it is gone)."""
 
+    def snapshot_create(
+        self,
+        *,
+        server_id: str,
+        name: str,
+        labels: dict[str, str],
+        size_gb: float,
+        ready_at: datetime,
+    ) -> FakeSnapshotRecord | None:
+        """A new live snapshot; None when a live snapshot has that name already."""
+
+    def snapshot_get(self, snapshot_id: str, *, deleted: bool = False) -> FakeSnapshotRecord | None:
+        """The live snapshot of that id (or a deleted one too, with `deleted`)."""
+
+    def snapshot_find(self, labels: dict[str, str]) -> list[FakeSnapshotRecord]:
+        """Live snapshots carrying every label, oldest first."""
+
+    def snapshot_delete(self, snapshot_id: str) -> None:
+        """Delete the snapshot (nothing when it is gone)."""
+
 
 @dataclass(frozen=True)
 class FakeCatalogue:
@@ -86,15 +125,23 @@ class FakeCloud(CloudProvider):
     adopts_on_create = True  # live names are unique, as at Hetzner
 
     def __init__(
-        self, *, store: FakeCloudStore, catalogue: FakeCatalogue, boot_seconds: float = 0
+        self,
+        *,
+        store: FakeCloudStore,
+        catalogue: FakeCatalogue,
+        boot_seconds: float = 0,
+        snapshot_seconds: float = 0,
     ) -> None:
         self.store = store
         self.catalogue = catalogue
         self.boot_seconds = boot_seconds
+        self.snapshot_seconds = snapshot_seconds
 
     def create_server(self, spec: ServerSpec) -> Created:
-        """Create (or adopt our own server of that name, as HetznerProvider does)."""
+        """Create (or adopt our own server of that name, as HetznerProvider does). A numeric
+        image is a snapshot id (a restore): it must name an available snapshot."""
         lost = self.store.fault("provider.create")
+        self._check_image(spec.image)
         record = self.store.create(spec)
         if record is None:
             same = self.store.named(spec.name)
@@ -121,8 +168,11 @@ class FakeCloud(CloudProvider):
         return [self._server(record) for record in self.store.find(labels)]
 
     def action_status(self, action_id: str) -> ActionStatus:
-        """A create action runs until the server booted; power actions are done at once."""
+        """A create action runs until the server booted, a snapshot action until the snapshot
+        is available; power actions are done at once."""
         verb, _, server_id = action_id.partition("-")
+        if verb == "snapshot":
+            return self._snapshot_action(server_id)
         record = self.store.get(server_id, deleted=True)
         if record is None:
             return "error"
@@ -163,6 +213,85 @@ class FakeCloud(CloudProvider):
             for number, name in enumerate(self.catalogue.sizes, start=1)
         ]
 
+    # --- snapshots ---------------------------------------------------------------------------
+    def create_snapshot(
+        self, server_id: str, *, name: str, labels: dict[str, str]
+    ) -> SnapshotStarted:
+        """Start a snapshot of a live server; a taken live name is refused (permanent), as the
+        caller must have looked for it first. Fault point `provider.snapshot`."""
+        lost = self.store.fault("provider.snapshot")
+        server = self.store.get(server_id)
+        if server is None:
+            raise ProviderError(f"server {server_id} not found", transient=False, code="not_found")
+        now = self.store.now()
+        record = self.store.snapshot_create(
+            server_id=server_id,
+            name=name,
+            labels=dict(labels),
+            size_gb=self._snapshot_gb(server.size),
+            ready_at=now + timedelta(seconds=self.snapshot_seconds),
+        )
+        if record is None:
+            raise ProviderError(
+                f"snapshot name {name!r} is already used", transient=False, code="uniqueness_error"
+            )
+        if lost is not None:
+            raise lost
+        return SnapshotStarted(snapshot_id=record.id, action_id=f"snapshot-{record.id}")
+
+    def find_snapshots(self, labels: dict[str, str]) -> list[Snapshot]:
+        """Live snapshots carrying every label, oldest first."""
+        return [self._snapshot(record) for record in self.store.snapshot_find(labels)]
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """The live snapshot, or None."""
+        record = self.store.snapshot_get(snapshot_id)
+        return self._snapshot(record) if record else None
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Delete; an unknown snapshot is fine. Fault point `provider.snapshot_delete`."""
+        lost = self.store.fault("provider.snapshot_delete")
+        self.store.snapshot_delete(snapshot_id)
+        if lost is not None:
+            raise lost
+
+    def snapshot_price_per_gb_month(self, location: str) -> Decimal:
+        """One price everywhere: a cent per GB and month."""
+        return SNAPSHOT_PRICE_PER_GB_MONTH
+
+    def _snapshot_action(self, snapshot_id: str) -> ActionStatus:
+        record = self.store.snapshot_get(snapshot_id, deleted=True)
+        if record is None:
+            return "error"
+        return "success" if self.store.now() >= record.ready_at else "running"
+
+    def _snapshot_gb(self, size: str) -> float:
+        sizes = list(self.catalogue.sizes)
+        step = sizes.index(size) + 1 if size in sizes else 1
+        return SNAPSHOT_GB_PER_SIZE_STEP * step
+
+    def _check_image(self, image: str) -> None:
+        if not image.isdigit():
+            return  # an image name ("debian-12"): every name is fine here
+        snapshot = self.store.snapshot_get(image)
+        if snapshot is None or self.store.now() < snapshot.ready_at:
+            raise ProviderError(
+                f"image {image} not found or not available", transient=False, code="not_found"
+            )
+
+    def _snapshot(self, record: FakeSnapshotRecord) -> Snapshot:
+        ready = self.store.now() >= record.ready_at
+        return Snapshot(
+            id=record.id,
+            name=record.name,
+            labels=dict(record.labels),
+            status="available" if ready else "creating",
+            size_gb=record.size_gb if ready else None,
+            server_id=record.server_id or None,
+            created_at=record.created_at,
+        )
+
+    # --- machinery ---------------------------------------------------------------------------
     def _set_power(self, server_id: str, *, on: bool) -> str:
         self._fail_if_due("provider.power_on" if on else "provider.power_off")
         if not self.store.set_power(server_id, on=on):

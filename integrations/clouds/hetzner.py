@@ -29,6 +29,9 @@ from integrations.clouds.base import (
     Server,
     ServerSpec,
     ServerType,
+    Snapshot,
+    SnapshotStarted,
+    SnapshotStatus,
 )
 from integrations.http import VendorClient, int_header
 
@@ -47,6 +50,7 @@ TRANSIENT_CODES = frozenset(
 CAPACITY_CODES = frozenset({"resource_unavailable", "placement_error"})
 SHORT_WAIT_CODES = frozenset({"locked", "protected"})  # an action is still running: wait briefly
 COMING_UP = frozenset({"initializing", "starting"})  # a new server's states before running
+IMAGE_STATUS: dict[str, SnapshotStatus] = {"creating": "creating", "available": "available"}
 
 
 # --- the JSON shapes we read -----------------------------------------------------------------
@@ -85,6 +89,22 @@ class ServerJson(TypedDict):
     server_type: NamedJson
     public_net: PublicNetJson
     protection: dict[str, bool]
+
+
+class CreatedFromJson(TypedDict):
+    id: int
+    name: str
+
+
+class ImageJson(TypedDict):
+    id: int
+    type: str  # "system" | "app" | "snapshot" | "backup"
+    status: str  # "creating" | "available" | "unavailable"
+    description: str
+    image_size: float | None  # GB; null while the snapshot is being made
+    created: str
+    created_from: CreatedFromJson | None
+    labels: dict[str, str]
 
 
 class AmountJson(TypedDict):
@@ -301,6 +321,60 @@ class HetznerProvider(CloudProvider):
             raise
         return cast(ActionStatus, status if status in ("running", "success") else "error")
 
+    # --- snapshots ---------------------------------------------------------------------------
+    def create_snapshot(
+        self, server_id: str, *, name: str, labels: dict[str, str]
+    ) -> SnapshotStarted:
+        """POST /servers/{id}/actions/create_image (type snapshot): the name travels as the
+        image's description (snapshots have no name at Hetzner), the labels as labels. The
+        image id is known at once; the action says when it is done."""
+        path = f"/servers/{_numeric(server_id)}/actions/create_image"
+        body = self._call(
+            "POST", path, json={"type": "snapshot", "description": name, "labels": labels}
+        )
+        return SnapshotStarted(snapshot_id=str(body["image"]["id"]), action_id=_action_id(body))
+
+    def find_snapshots(self, labels: dict[str, str]) -> list[Snapshot]:
+        """GET /images?type=snapshot with the label selector, every page."""
+        params = {"type": "snapshot"}
+        if labels:
+            params["label_selector"] = label_selector(labels)
+        return [_snapshot(item) for item in self._pages("/images", "images", params)]
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """GET /images/{id}; None for an unknown id."""
+        if not snapshot_id.isdigit():
+            return None
+        try:
+            return _snapshot(self._call("GET", f"/images/{snapshot_id}")["image"])
+        except ProviderError as error:
+            if error.code == "not_found":
+                return None
+            raise
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """DELETE /images/{id}; an image already gone is fine (idempotent)."""
+        if not snapshot_id.isdigit():
+            return
+        try:
+            self._call("DELETE", f"/images/{snapshot_id}")
+        except ProviderError as error:
+            if error.code != "not_found":
+                raise
+
+    def snapshot_price_per_gb_month(self, location: str) -> Decimal:
+        """GET /pricing: image.price_per_gb_month, net (VAT excluded, as server prices are
+        read). Hetzner prices images the same in every location."""
+        price = self._call("GET", "/pricing")["pricing"]["image"]["price_per_gb_month"]
+        try:
+            return Decimal(price["net"])
+        except (KeyError, TypeError, InvalidOperation):
+            raise ProviderError(
+                "Hetzner answered /pricing without an image price",
+                transient=True,
+                code="bad_response",
+            ) from None
+
     # --- catalogue ---------------------------------------------------------------------------
     def list_locations(self) -> list[Location]:
         """Every location (Hetzner does not say per location whether it takes orders)."""
@@ -363,6 +437,30 @@ def _server(data: ServerJson) -> Server:
         ipv6=_host_address(ipv6),
         protected=bool((data.get("protection") or {}).get("delete")),
     )
+
+
+def _snapshot(data: ImageJson) -> Snapshot:
+    created_from = data.get("created_from") or {}
+    size = data.get("image_size")
+    labels = dict(data.get("labels") or {})
+    return Snapshot(
+        id=str(data["id"]),
+        name=data.get("description") or labels.get("wopr-snapshot") or "",
+        labels=labels,
+        status=IMAGE_STATUS.get(data["status"], "error"),
+        size_gb=float(size) if size is not None else None,
+        server_id=str(created_from["id"]) if created_from.get("id") else None,
+        created_at=_timestamp(data.get("created")),
+    )
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _host_address(network: str | None) -> str | None:

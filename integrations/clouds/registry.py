@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import import_module
 
 from integrations.budget import RateBudget
@@ -25,6 +26,8 @@ class CloudConfig:
     token: str = field(repr=False)
     ssh_keys: Sequence[str] = ()
     budget: RateBudget | None = None
+    # Only where the API gives no snapshot price (DigitalOcean); None: the adapter's default.
+    snapshot_price_per_gb: Decimal | str | None = None
 
 
 def provider_class(kind: str) -> type[CloudProvider]:
@@ -39,9 +42,13 @@ def provider_class(kind: str) -> type[CloudProvider]:
 def provider_build(kind: str, config: CloudConfig) -> CloudProvider:
     """A real adapter of `kind` built from `config`."""
     cls = provider_class(kind)
+    extra = {}
+    if config.snapshot_price_per_gb is not None:
+        extra["snapshot_price_per_gb"] = config.snapshot_price_per_gb
     return cls(  # type: ignore[call-arg]
         base_url=config.base_url,
         token=config.token,
         budget=config.budget,
         ssh_keys=list(config.ssh_keys),
+        **extra,
     )
