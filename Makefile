@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # ruff skips .venv, build/ and the migrations (pyproject.toml) on its own.
 RUFF_PATHS := .
 
-.PHONY: help venv run test lint format bench
+.PHONY: help venv run test lint format bench installer
 
 help:
 	@echo "make venv    create .venv and install the project with its dev tools"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint    ruff check, ruff format --check, import contracts, function sizes"
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make bench   benchmarks against same-run baselines on PostgreSQL; table into README.md"
+	@echo "make installer  the reference Beacon installer tarball (+ .sha256) into dist/"
 
 venv: $(STAMP)
 
@@ -46,3 +47,7 @@ format: venv
 # the README's "Performance" section. BENCH_KEEP_SCHEMA=1 keeps a migrated template between runs.
 bench: venv
 	$(BIN)/python -m benchmarks.run
+
+# Deterministic (same sources, same bytes); VERSION=1.2.3 overrides installer/reference/VERSION.
+installer:
+	$(PYTHON) scripts/build_installer.py $(if $(VERSION),--version $(VERSION)) --out dist

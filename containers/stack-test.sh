@@ -148,7 +148,8 @@ start_services() {
 # HTTPS redirects, the worker required for `healthy`. DEBUG is on because no Stripe API is
 # reachable here: with a Stripe secret key set, dj-stripe asks Stripe for the account on every
 # event; only without one is the signed test event processed offline, and with DEBUG off the
-# configuration check requires the key.
+# configuration check requires the key. The Beacon installer is given by URL as production
+# gives it (the fake Beacons download nothing, so the URL and hash are placeholders).
 write_env_file() {
   umask 077
   cat >"$ENV_FILE" <<ENV
@@ -175,6 +176,8 @@ CLOUDFLARE_API_TOKEN=${FAKE_CLOUDFLARE_TOKEN:-unset}
 CLOUDFLARE_ZONE_ID=${FAKE_CLOUDFLARE_ZONE:-unset}
 SMTP_HOST=127.0.0.1
 SMTP_PORT=$SMTP_PORT
+WOPR_INSTALLER_URL=$SITE/installer/wopr-reference-installer-1.0.0.tar.gz
+WOPR_INSTALLER_SHA256=$(printf '0%.0s' {1..64})
 SMTP_USE_TLS=false
 JOB_POLL_SECONDS=1
 WEB_CONCURRENCY=2

@@ -15,7 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 MAX_LINES = 40
-PACKAGES = ("wopr", "billing", "provisioning", "dns", "documents", "operations", "integrations")
+PACKAGES = (
+    "wopr",
+    "billing",
+    "provisioning",
+    "dns",
+    "documents",
+    "operations",
+    "integrations",
+    "installers",
+    "backups",
+)
 
 
 def function_sizes(path: Path) -> Iterator[tuple[int, str, int]]:

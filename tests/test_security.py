@@ -42,6 +42,9 @@ DUMMIES = {
     "CLOUDFLARE_API_TOKEN": "Cf1" * 13 + "C",
     "CLOUDFLARE_ZONE_ID": "0123456789abcdef0123456789abcdef",
     "SMTP_HOST": "smtp.example.com",
+    # A DEBUG=false start needs a Beacon installer (installers.checks).
+    "WOPR_INSTALLER_URL": "https://releases.example.com/wopr-installer-1.0.0.tar.gz",
+    "WOPR_INSTALLER_SHA256": "0123456789abcdef" * 4,
 }
 
 

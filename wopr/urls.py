@@ -14,7 +14,7 @@ from billing.api import (
 )
 from billing.order_events import OrderEventsView
 from billing.webhooks import DjstripeEndpointWebhookView, StripeWebhookView
-from provisioning.api import BeaconCallbackView
+from provisioning.api import BeaconCallbackView, BeaconInstallerView
 from wopr.api import HealthView
 
 api_v1 = [
@@ -27,6 +27,11 @@ api_v1 = [
         "beacons/<uuid:beacon_id>/callback",
         BeaconCallbackView.as_view(),
         name="beacon-callback",
+    ),
+    path(
+        "beacons/<uuid:beacon_id>/installer",
+        BeaconInstallerView.as_view(),
+        name="beacon-installer",
     ),
 ]
 

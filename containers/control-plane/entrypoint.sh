@@ -6,6 +6,10 @@
 #   entrypoint.sh worker           the django-q2 cluster (manage.py qcluster)
 #   entrypoint.sh provider-health  one provider health sweep (manage.py provider_health), then exit
 #   entrypoint.sh migrate          apply the migrations (under the lock), then exit
+#   entrypoint.sh installer-register ARG...
+#                                  register a Beacon installer release (manage.py
+#                                  installer_register), after migrating: the way to give a new
+#                                  deployment its first installer, which web and worker need
 #   entrypoint.sh COMMAND [ARG...] any other command, after the configuration check
 #
 # Every role first checks the configuration: the variables it needs are named when missing,
@@ -49,6 +53,15 @@ check_configuration() {
   fi
 }
 
+# Once the database answers (and is migrated), the checks again: whether an installer release
+# is current is only known now (installers.checks; before, it is a warning).
+check_installer() {
+  if ! "$PYTHON" manage.py check --tag wopr --fail-level ERROR >/dev/null; then
+    log "configuration check failed (see above); refusing to start"
+    exit "$EX_CONFIG"
+  fi
+}
+
 wait_for_database() {
   "$PYTHON" manage.py wait_for_db --timeout "${WAIT_FOR_DB_TIMEOUT:-60}"
 }
@@ -71,11 +84,19 @@ main() {
   if [[ $# -gt 0 ]]; then
     shift
   fi
+  if [[ "$role" == "installer-register" ]]; then
+    # Before the full check: it refuses a start without an installer, which this registers.
+    require_variables DATABASE_URL SECRET_KEY
+    wait_for_database
+    migrate
+    exec "$PYTHON" manage.py installer_register "$@"
+  fi
   check_configuration
   case "$role" in
     web)
       wait_for_database
       migrate
+      check_installer
       # gunicorn.conf.py is the one description of the server (threads, timeouts, the env
       # knobs WEB_CONCURRENCY, WEB_THREADS, GUNICORN_TIMEOUT); only the address differs here.
       export WOPR_BIND="${WOPR_BIND:-0.0.0.0:8001}"
@@ -84,6 +105,7 @@ main() {
     worker)
       wait_for_database
       migrate
+      check_installer
       exec "$PYTHON" manage.py qcluster "$@"
       ;;
     provider-health)

@@ -23,6 +23,7 @@ PUBLIC_API_VIEWS = {
     "OrderStatusView",
     "OrderEventsView",
     "BeaconCallbackView",
+    "BeaconInstallerView",
     "SpectacularAPIView",
     "SpectacularRedocView",
 }
@@ -206,6 +207,7 @@ def test_the_schema_is_public_and_describes_every_endpoint(api):
         "/api/v1/orders/{order_id}",
         "/api/v1/orders/{order_id}/events",
         "/api/v1/beacons/{beacon_id}/callback",
+        "/api/v1/beacons/{beacon_id}/installer",
     }
     checkout = schema["paths"]["/api/v1/checkout"]["post"]
     assert set(checkout["responses"]) == {"201", "400", "429", "502", "503"}

@@ -8,6 +8,8 @@ its documented 503 once the input is valid).
 
 from __future__ import annotations
 
+import io
+import tarfile
 import time
 from collections import Counter
 from typing import Any
@@ -30,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from installers.services import installer_release_create_upload
 from provisioning.callbacks import job_callback_token
 from provisioning.services import beacon_create_for_order
 from tests.factories import OrderFactory
@@ -100,14 +103,30 @@ def wsgi_requests_share_the_test_transaction():
 
 
 @pytest.fixture
-def existing(settings, django_capture_on_commit_callbacks) -> dict[str, Any]:
+def existing(settings, tmp_path, django_capture_on_commit_callbacks) -> dict[str, Any]:
     """An order whose Beacon waits for its callback, so fixed ids reach real objects."""
     settings.FAKE_BEACON_INSTALL_SECONDS = 3600
     order = OrderFactory(beacon_name="fuzz1")
     with django_capture_on_commit_callbacks(execute=True):
         beacon, _ = beacon_create_for_order(order=order)
     token = job_callback_token(beacon.jobs.get())
+    # A current uploaded installer, so the download answers 200 too.
+    settings.INSTALLERS_ROOT = tmp_path / "installers"
+    installer_release_create_upload(
+        version="1.0.0", tarball=io.BytesIO(installer_tarball()), make_current=True
+    )
     return {"order_id": str(order.pk), "beacon_id": str(beacon.pk), "token": token}
+
+
+def installer_tarball() -> bytes:
+    """The smallest installer: a tar.gz with an executable `install`."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+        script = b"#!/bin/sh\nexit 0\n"
+        info = tarfile.TarInfo("install")
+        info.size, info.mode = len(script), 0o755
+        archive.addfile(info, io.BytesIO(script))
+    return raw.getvalue()
 
 
 def test_every_answer_conforms_to_the_schema(
@@ -118,7 +137,7 @@ def test_every_answer_conforms_to_the_schema(
     settings.STRIPE_TEST_SECRET_KEY = ""
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
     operations = {result.ok().label: result.ok() for result in schema.get_all_operations()}
-    assert len(operations) == 6
+    assert len(operations) == 7
     sent: Counter[tuple[str, str]] = Counter()
     statuses: Counter[tuple[str, int]] = Counter()
     started = time.monotonic()
@@ -158,6 +177,14 @@ def test_every_answer_conforms_to_the_schema(
         path_parameters={"beacon_id": existing["beacon_id"]},
         headers={"Authorization": f"Bearer {existing['token']}"},
     )
+    fuzz(
+        operations["GET /api/v1/beacons/{beacon_id}/installer"],
+        GenerationMode.POSITIVE,
+        sent,
+        statuses,
+        path_parameters={"beacon_id": existing["beacon_id"]},
+        headers={"Authorization": f"Bearer {existing['token']}"},
+    )
 
     elapsed = time.monotonic() - started
     total = sum(sent.values())
@@ -175,5 +202,7 @@ def test_every_answer_conforms_to_the_schema(
         ("GET /api/v1/orders/{order_id}/events", 200),
         ("POST /api/v1/beacons/{beacon_id}/callback", 202),
         ("POST /api/v1/beacons/{beacon_id}/callback", 401),
+        ("GET /api/v1/beacons/{beacon_id}/installer", 200),
+        ("GET /api/v1/beacons/{beacon_id}/installer", 401),
     ]:
         assert statuses[(label, status)], (label, status)
