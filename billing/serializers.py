@@ -22,8 +22,13 @@ from billing.validation import (
     email_problem,
     hostname_problem,
 )
-from provisioning.models import Beacon
-from provisioning.serializers import BeaconProgressSerializer, JobProgressSerializer
+from provisioning.models import Beacon, Job
+from provisioning.serializers import (
+    BeaconProgressSerializer,
+    InstallProgressSerializer,
+    JobProgressSerializer,
+    install_progress,
+)
 
 # --- catalogue -------------------------------------------------------------------------------
 
@@ -195,13 +200,15 @@ class CheckoutOutputSerializer(serializers.Serializer):
 class OrderStatusSerializer(serializers.Serializer):
     """What the success page polls: no e-mail, no addresses, no internal errors.
 
-    Expects an Order loaded with `select_related("beacon")`; reads its latest job (one query).
+    Expects an Order loaded with `select_related("beacon")`; reads its latest job (one query)
+    and, once its server runs, that job's install stages (one more).
     """
 
     order_id = serializers.UUIDField(source="pk")
     status = serializers.ChoiceField(choices=OrderStatus.choices)
     beacon = serializers.SerializerMethodField()
     job = serializers.SerializerMethodField()
+    install = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
     @extend_schema_field(BeaconProgressSerializer(allow_null=True))
@@ -211,9 +218,22 @@ class OrderStatusSerializer(serializers.Serializer):
 
     @extend_schema_field(JobProgressSerializer(allow_null=True))
     def get_job(self, order: Order) -> dict[str, Any] | None:
-        beacon = _beacon_of(order)
-        job = beacon.jobs.order_by("-created_at").first() if beacon else None
+        job = _latest_job(order)
         return JobProgressSerializer(job).data if job else None
+
+    @extend_schema_field(InstallProgressSerializer(allow_null=True))
+    def get_install(self, order: Order) -> dict[str, Any] | None:
+        """The Beacon's install as it reports it (null until its server runs)."""
+        progress = install_progress(_latest_job(order))
+        return InstallProgressSerializer(progress).data if progress else None
+
+
+def _latest_job(order: Order) -> Job | None:
+    """The Beacon's latest job, read once per serialised order (two fields use it)."""
+    if not hasattr(order, "_latest_job"):
+        beacon = _beacon_of(order)
+        order._latest_job = beacon.jobs.order_by("-created_at").first() if beacon else None  # type: ignore[attr-defined]
+    return order._latest_job  # type: ignore[attr-defined]
 
 
 def _beacon_of(order: Order) -> Beacon | None:

@@ -18,10 +18,12 @@ RETRY = "retry"  # {by, attention_reason}: a staff retry and the flag it may cle
 SCHEDULE = "schedule"  # {decommission_at, announced}: the decommission's deletion date
 CAUSE = "cause"  # why a suspend job runs: payment, staff, kept
 BUDGET_WAITS = "budget_waits"  # waits of the current step for a vendor's shared rate budget
-RESERVED = (FAILURE, PLACEMENTS_TRIED, RETRY, SCHEDULE, CAUSE, BUDGET_WAITS)
+INSTALL = "install"  # {round, fresh}: the server round the Beacon's reports belong to
+RESERVED = (FAILURE, PLACEMENTS_TRIED, RETRY, SCHEDULE, CAUSE, BUDGET_WAITS, INSTALL)
 # What a staff retry from the first step keeps: a compensation must still find servers at a
-# provider this attempt no longer uses.
-KEPT_ON_RETRY = (FAILURE, PLACEMENTS_TRIED)
+# provider this attempt no longer uses; the install round names the kept server; a
+# decommission keeps the deletion date the customer was told.
+KEPT_ON_RETRY = (FAILURE, PLACEMENTS_TRIED, INSTALL, SCHEDULE)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Checkpoint:
     def kept_on_retry(self, **facts: Any) -> dict[str, Any]:
         """What a retry from the first step starts with: KEPT_ON_RETRY plus `facts`."""
         kept = {key: self.data[key] for key in KEPT_ON_RETRY if key in self.data}
+        if INSTALL in kept:  # the round (and so the server's name) stays; the count restarts
+            kept[INSTALL] = {"round": self.install_round, "fresh": 0}
         return {**kept, **facts}
 
     # --- reserved facts -------------------------------------------------------------------
@@ -116,3 +120,17 @@ class Checkpoint:
     @property
     def budget_waits(self) -> int:
         return int(self.data.get(BUDGET_WAITS, 0))
+
+    @property
+    def install_round(self) -> int:
+        """The server round whose install reports count (0: the job's first server)."""
+        return int(self.data.get(INSTALL, {}).get("round", 0))
+
+    @property
+    def fresh_servers(self) -> int:
+        """Fresh servers this run of the job made after an install stalled."""
+        return int(self.data.get(INSTALL, {}).get("fresh", 0))
+
+    def next_install_round(self) -> dict[str, Any]:
+        """The INSTALL fact for one more fresh server (pass as `Back.remember`)."""
+        return {INSTALL: {"round": self.install_round + 1, "fresh": self.fresh_servers + 1}}

@@ -13,7 +13,9 @@ message loses or repeats nothing. Advancing a job:
 
 A step ends in one of these ways: `Done`, `Wait` (until a time; the job row's next_attempt_at
 holds it and the due-job loop of provisioning.wakeups hands it to a worker then: no worker
-sleeps), `Again` (run the step again now, keeping facts), a transient `ExternalError` (attempt
+sleeps), `Again` (run the step again now, keeping facts), `Back` (to an earlier step, e.g. a
+fresh server), `GiveUp` (fail without compensation, keeping what was made for staff), a
+transient `ExternalError` (attempt
 counted, exponential backoff with jitter, bounded; a wait for a vendor's shared rate budget is
 not an attempt) or a permanent one (the workflow's `compensate` step undoes what was made, then
 the job fails).
@@ -83,7 +85,26 @@ class Again:
     remember: dict[str, Any] = field(default_factory=dict)
 
 
-Outcome = Done | Wait | Again
+@dataclass(frozen=True)
+class Back:
+    """Go back to an earlier `step` now (a fresh server after a stalled install), keeping
+    `remember` (reserved checkpoint facts); the steps after it run again, each looking for its
+    own result first as always."""
+
+    step: str
+    message: str
+    remember: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Fail the job now WITHOUT compensation, whatever the step: what it made is kept for
+    staff to look at, and the workflow's `gave_up` hook tells them."""
+
+    message: str
+
+
+Outcome = Done | Wait | Again | Back | GiveUp
 StepFunction = Callable[[Job], Outcome]
 
 
@@ -220,6 +241,7 @@ def _claim(job_id: uuid.UUID | str, handed: uuid.UUID | str | None) -> uuid.UUID
 STEP_RELATED = (
     "beacon",
     "beacon__order",
+    "beacon__owner",
     "beacon__provider",
     "beacon__bundle",
     "beacon__tier",
@@ -272,6 +294,10 @@ def _record(job: Job, token: uuid.UUID, outcome: Outcome | ExternalError) -> boo
         return _pause(job, token, outcome.until, outcome.message)
     if isinstance(outcome, Again):
         return _pause(job, token, timezone.now(), outcome.message, outcome.remember, again=True)
+    if isinstance(outcome, Back):
+        return _go_back(job, token, WORKFLOWS[job.kind], outcome)
+    if isinstance(outcome, GiveUp):
+        return _fail_permanent(job, token, outcome.message, compensate=False)
     if outcome.code == BUDGET_SPENT and Checkpoint(job.checkpoint).budget_waits < BUDGET_WAITS_MAX:
         return _wait_for_budget(job, token, outcome)
     if outcome.transient:
@@ -324,6 +350,30 @@ def _finish_step(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Done) 
         if following:
             job_enqueue(job.pk)
     return not following
+
+
+def _go_back(job: Job, token: uuid.UUID, workflow: Workflow, outcome: Back) -> bool | None:
+    """Move the job back to an earlier step of its workflow (never forward, never from
+    compensation: that is a bug, and fails the job as one)."""
+    names = [name for name, _ in workflow.steps]
+    if job.step not in names or outcome.step not in names[: names.index(job.step)]:
+        return _fail_permanent(job, token, f"cannot go back from {job.step} to {outcome.step}")
+    with transaction.atomic():
+        updated = _guarded(job, token).update(
+            step=outcome.step,
+            state=JobState.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            callback_completed_at=None,
+            checkpoint=Checkpoint(job.checkpoint).with_facts(**outcome.remember),
+            **RELEASED,
+        )
+        if not updated:
+            _release(job, token)
+            return None
+        _event(job, JobState.PENDING, outcome.message, EventLevel.WARNING)
+        job_enqueue(job.pk)
+    return False
 
 
 def _clear_attention_after_retry(job: Job) -> None:
@@ -442,10 +492,13 @@ def _fail_transient(job: Job, token: uuid.UUID, error: ExternalError) -> bool | 
     return False
 
 
-def _fail_permanent(job: Job, token: uuid.UUID, message: str) -> bool | None:
-    """Move to compensation, or fail outright when there is nothing (more) to undo."""
+def _fail_permanent(
+    job: Job, token: uuid.UUID, message: str, *, compensate: bool = True
+) -> bool | None:
+    """Move to compensation, or fail outright when there is nothing (more) to undo or the
+    step asked not to (`compensate=False`)."""
     workflow = WORKFLOWS[job.kind]
-    undo = workflow.compensates(job.step)
+    undo = compensate and workflow.compensates(job.step)
     if not undo and job.step == COMPENSATE:
         message = f"compensation gave up, a human must finish it: {message}"
     with transaction.atomic():

@@ -22,9 +22,9 @@ from documents.services import (
 )
 from integrations.clouds.base import ServerSpec
 from integrations.errors import ProviderError
-from provisioning.callbacks import job_callback_record, job_callback_token
+from provisioning.callbacks import StageReport, install_stages_record, job_callback_token
 from provisioning.checkpoint import PLACEMENTS_TRIED, Checkpoint
-from provisioning.jobs import Again, Done, Wait, Workflow
+from provisioning.jobs import Again, Back, Done, GiveUp, Wait, Workflow
 from provisioning.models import Beacon, BeaconStatus, HealthStatus, Job, Provider
 from provisioning.userdata import bootstrap_user_data
 from provisioning.vendors import get_dns_backend, get_provider
@@ -195,20 +195,30 @@ def server_labels(job: Job) -> dict[str, str]:
     return {"wopr-beacon": str(job.beacon_id), "wopr-job": str(job.pk), "managed-by": "wopr"}
 
 
+def server_name(job: Job, beacon: Beacon) -> str:
+    """`wopr-<name>`, then `wopr-<name>-r<n>` for the fresh server of install round n: a
+    provider that adopts a taken name of ours (Hetzner) must not adopt the stalled server it is
+    still deleting."""
+    round_ = Checkpoint(job.checkpoint).install_round
+    return f"wopr-{beacon.name}" + (f"-r{round_}" if round_ else "")
+
+
 def step_create_server(job: Job) -> Done | Again:
     """Create the server, or adopt the one an earlier attempt of this job already made."""
     beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
     provider = get_provider(beacon.provider.kind)
     # Where a retried create adopts its own server (unique names), no lookup is needed first.
     adopts = provider.adopts_on_create
-    existing = [] if adopts else provider.find_servers({"wopr-job": str(job.pk)})
+    name = server_name(job, beacon)
+    labelled = [] if adopts else provider.find_servers({"wopr-job": str(job.pk)})
+    existing = [server for server in labelled if server.name == name]
     if existing:
         server, action_id, verb = existing[0], "", "adopted"
         if not server.protected:
             provider.protect(server.id)
     else:
         spec = ServerSpec(
-            name=f"wopr-{beacon.name}",
+            name=name,
             size=beacon.server_size,
             image=IMAGE,
             location=beacon.provider_location,
@@ -274,35 +284,113 @@ def step_dns(job: Job) -> Done:
     )
 
 
-def step_wait_callback(job: Job) -> Done | Wait:
-    """Wait for the Beacon's `complete` callback, with a deadline.
+def step_wait_callback(job: Job) -> Done | Wait | Back | GiveUp:
+    """Wait for the Beacon's `complete` report, within the install's time limits: `booted`
+    within INSTALL_BOOT_LIMIT_SECONDS of the server running, then some new stage at least every
+    INSTALL_PROGRESS_LIMIT_SECONDS (see `install_stalled` for what happens at a limit).
 
-    The fake provider's Beacon reports on its own FAKE_BEACON_INSTALL_SECONDS after its server
-    was created, through the same service the callback API uses.
+    The fake provider's Beacon reports its stages on its own, spread over
+    FAKE_BEACON_INSTALL_SECONDS after its server was created, through the same service the
+    callback API uses.
     """
     if job.callback_completed_at:
         return Done(message="the Beacon reported that installation is complete")
     beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
-    started = _finished_at(job, "create_server")
+    wake = timezone.now() + timedelta(seconds=60)
     if beacon.provider.kind == "fake":
-        ready = started + timedelta(seconds=settings.FAKE_BEACON_INSTALL_SECONDS)
-        if timezone.now() >= ready:
-            job_callback_record(
-                job=job, status="complete", message="fake Beacon installed", wake=False
-            )
+        wake = min(wake, fake_beacon_report(job, beacon))
+        if job.callback_completed_at:
             return Done(message="the fake Beacon reported that installation is complete")
-        return Wait(min(ready, _poll_time()), "waiting for the Beacon to finish installing")
-    deadline = started + timedelta(seconds=settings.JOB_CALLBACK_DEADLINE_SECONDS)
+    deadline, silent = install_deadline(job)
     if timezone.now() > deadline:
-        raise ProviderError(
-            "the Beacon did not report completion before the deadline",
-            transient=False,
-            code="callback_deadline",
-        )
-    return Wait(
-        min(deadline, timezone.now() + timedelta(seconds=60)),
-        "waiting for the Beacon to finish installing",
+        return install_stalled(job, beacon, silent)
+    return Wait(min(deadline, wake), "waiting for the Beacon to finish installing")
+
+
+def install_deadline(job: Job) -> tuple[datetime, str]:
+    """When this round's install stalls, and what it then failed to report (one query)."""
+    running = _finished_at(job, "wait_server_running")
+    last = (
+        job.install_stages.filter(round=Checkpoint(job.checkpoint).install_round)
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
     )
+    if last is None:
+        limit = settings.INSTALL_BOOT_LIMIT_SECONDS
+        return running + timedelta(seconds=limit), f"no `booted` report within {limit}s"
+    limit = settings.INSTALL_PROGRESS_LIMIT_SECONDS
+    return max(last, running) + timedelta(seconds=limit), f"no install progress for {limit}s"
+
+
+def install_stalled(job: Job, beacon: Beacon, silent: str) -> Back | GiveUp:
+    """The install stalled. `retry` (while INSTALL_FRESH_SERVERS allows): delete this server and
+    go back to create a fresh one, named for the new round so that no provider adopts the old
+    one while it is still being deleted; the buyer's progress shows the restart and no e-mail
+    goes (the success page is still open, and a second stall e-mails them as below).
+    Otherwise: fail without compensation, keeping the server for staff (the `gave_up` hook
+    flags the order and e-mails the operators), and tell the customer the truth."""
+    checkpoint = Checkpoint(job.checkpoint)
+    reason = f"install stalled: {silent} (server round {checkpoint.install_round})"
+    if (
+        settings.INSTALL_TIMEOUT_ACTION == "retry"
+        and checkpoint.fresh_servers < settings.INSTALL_FRESH_SERVERS
+    ):
+        deleted = job_servers_delete(job, beacon)
+        Beacon.objects.filter(pk=beacon.pk).update(provider_server_id="", ipv4=None, ipv6="")
+        return Back(
+            "create_server",
+            f"{reason}; deleted {', '.join(deleted) or 'no server'}, trying a fresh server",
+            remember=checkpoint.next_install_round(),
+        )
+    email_send_once(
+        key=f"install_delayed:{job.pk}:{checkpoint.install_round}",
+        template="install_delayed",
+        to=beacon.order.email,
+        context={"beacon": beacon, "order": beacon.order},
+        beacon=beacon,
+        order=beacon.order,
+    )
+    return GiveUp(f"{reason}; the server is kept for staff to finish the install")
+
+
+def job_servers_delete(job: Job, beacon: Beacon) -> list[str]:
+    """Delete the servers labelled with this job at the Beacon's provider; `kind/id` of each."""
+    provider = get_provider(beacon.provider.kind)
+    deleted = []
+    for server in provider.find_servers({"wopr-job": str(job.pk)}):
+        provider.delete_server(server.id)
+        deleted.append(f"{beacon.provider.kind}/{server.id}")
+    return deleted
+
+
+def fake_beacon_stages(beacon: Beacon) -> list[StageReport]:
+    """What a fake Beacon reports, in order: the protocol's every stage."""
+    modules = list(beacon.modules)
+    return [
+        StageReport(status="booted"),
+        *(
+            StageReport(status="installing", module=module, index=index, total=len(modules))
+            for index, module in enumerate(modules, start=1)
+        ),
+        StageReport(status="configuring_sso"),
+        StageReport(status="complete", message="fake Beacon installed"),
+    ]
+
+
+def fake_beacon_report(job: Job, beacon: Beacon) -> datetime:
+    """Record the fake Beacon's stages due by now (stage i of n at (i+1)/n of
+    FAKE_BEACON_INSTALL_SECONDS after the server was created; repeats are no-ops); returns
+    when the next one is due."""
+    stages = fake_beacon_stages(beacon)
+    started = _finished_at(job, "create_server")
+    span = timedelta(seconds=settings.FAKE_BEACON_INSTALL_SECONDS)
+    times = [started + span * (number + 1) / len(stages) for number in range(len(stages))]
+    now = timezone.now()
+    due = [stage for stage, at in zip(stages, times, strict=True) if at <= now]
+    if due:
+        install_stages_record(job=job, reports=due, wake=False)
+    return min((at for at in times if at > now), default=now)
 
 
 def step_render_documents(job: Job) -> Done:

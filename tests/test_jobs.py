@@ -390,3 +390,80 @@ def test_retry_after_the_point_of_no_return_keeps_the_same_server(beacon, run, m
 
     assert job.state == "completed"
     assert list(FakeServer.objects.filter(deleted=False)) == [server]
+
+
+def _with_step(monkeypatch, name: str, function) -> None:
+    """The provision workflow with one step's function replaced."""
+    import dataclasses
+
+    from provisioning import jobs
+
+    workflow = jobs.WORKFLOWS["provision"]
+    steps = tuple((step, function if step == name else fn) for step, fn in workflow.steps)
+    monkeypatch.setitem(jobs.WORKFLOWS, "provision", dataclasses.replace(workflow, steps=steps))
+
+
+def test_back_returns_to_an_earlier_step_keeping_facts_and_runs_the_later_steps_again(
+    beacon, run, monkeypatch
+):
+    from provisioning.jobs import Back, Done
+
+    calls = []
+
+    def dns_once_back(job):
+        calls.append(job.checkpoint.get("install"))
+        if len(calls) == 1:
+            return Back("create_server", "fresh server", remember={"install": {"round": 1}})
+        return Done(message="dns done")
+
+    _with_step(monkeypatch, "dns", dns_once_back)
+
+    job = run(job_start(beacon=beacon, kind="provision"))
+
+    assert job.state == "completed"
+    assert calls == [None, {"round": 1}]  # the second run saw the remembered fact
+    steps = list(JobEvent.objects.filter(job=job).values_list("step", "message"))
+    assert ("dns", "fresh server") in steps
+    assert [step for step, _ in steps].count("create_server") == 2
+
+
+def test_back_to_a_later_step_is_a_bug_and_fails_the_job(beacon, run, monkeypatch):
+    from provisioning.jobs import Back
+
+    _with_step(monkeypatch, "dns", lambda job: Back("activate", "forward?"))
+
+    job = run(job_start(beacon=beacon, kind="provision"))
+
+    assert job.state == "failed"
+    assert "cannot go back from dns to activate" in job.last_error
+
+
+def test_a_back_arriving_after_cancellation_is_discarded(beacon, run, monkeypatch):
+    from provisioning.jobs import Back
+
+    def cancelled_meanwhile(job):
+        job_cancel(job=Job.objects.get(pk=job.pk))
+        return Back("create_server", "too late")
+
+    _with_step(monkeypatch, "dns", cancelled_meanwhile)
+
+    job = run(job_start(beacon=beacon, kind="provision"))
+
+    assert job.state == "cancelled"
+    assert not JobEvent.objects.filter(job=job, message="too late").exists()
+
+
+def test_give_up_fails_without_compensation_and_tells_staff(beacon, run, monkeypatch):
+    from provisioning.jobs import GiveUp
+
+    _with_step(monkeypatch, "dns", lambda job: GiveUp("the install stalled"))
+
+    job = run(job_start(beacon=beacon, kind="provision"))
+
+    assert (job.state, job.step) == ("failed", "dns")
+    assert not JobEvent.objects.filter(job=job, step="compensate").exists()
+    assert FakeServer.objects.filter(deleted=False).count() == 1  # kept for staff
+    order = beacon.order.__class__.objects.get(pk=beacon.order_id)
+    assert order.needs_attention
+    assert "the install stalled" in order.attention_reason
+    assert [m.to for m in mail.outbox] == [["ops@localhost"]]

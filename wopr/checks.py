@@ -198,3 +198,20 @@ def check_default_region(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             id="wopr.E060",
         )
     ]
+
+
+INSTALL_TIMEOUT_ACTIONS = ("retry", "staff")
+
+
+@register("wopr")
+def check_install_timeout_action(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """INSTALL_TIMEOUT_ACTION is one the provision job knows: a typo would otherwise surface
+    only when a Beacon's install stalls, as a job that fails in an unplanned way."""
+    if settings.INSTALL_TIMEOUT_ACTION in INSTALL_TIMEOUT_ACTIONS:
+        return []
+    return [
+        Error(
+            f"INSTALL_TIMEOUT_ACTION must be one of: {', '.join(INSTALL_TIMEOUT_ACTIONS)}.",
+            id="wopr.E070",
+        )
+    ]

@@ -58,7 +58,7 @@ def test_a_valid_complete_callback_moves_the_job_on(waiting_beacon, callback):
     response = callback(beacon.pk, {"status": "complete", "message": "all apps up"}, token)
 
     assert response.status_code == 202
-    assert response.json() == {"accepted": True}
+    assert response.json() == {"accepted": True, "duplicate": False}
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED
     assert job.callback_completed_at is not None
@@ -70,12 +70,16 @@ def test_a_valid_complete_callback_moves_the_job_on(waiting_beacon, callback):
 def test_a_progress_callback_is_recorded_and_the_job_keeps_waiting(waiting_beacon, callback):
     beacon, job, token = waiting_beacon("cb2")
 
-    response = callback(beacon.pk, {"status": "deploying_apps"}, token)
+    module = beacon.modules[0]
+    body = {"status": "installing", "module": module, "index": 1, "total": len(beacon.modules)}
+    response = callback(beacon.pk, body, token)
 
     assert response.status_code == 202
     job.refresh_from_db()
     assert (job.step, job.state) == ("wait_callback", JobState.WAITING)
-    assert job.events.order_by("-id").first().message == "Beacon: deploying_apps"
+    assert job.events.order_by("-id").first().message == (
+        f"Beacon: installing {module} (1/{len(beacon.modules)})"
+    )
 
 
 def test_a_failed_callback_fails_the_job_with_its_message(waiting_beacon, callback):
@@ -147,7 +151,7 @@ def test_the_token_expires_with_the_job(waiting_beacon, callback):
 
 @pytest.mark.parametrize(
     "body",
-    [{"status": "rebooting"}, {"status": "complete", "message": "x" * 501}, {}, ["complete"]],
+    [{"status": "rebooting"}, {"status": "complete", "message": "x" * 1001}, {}, ["complete"]],
     ids=["unknown-status", "message-too-long", "empty", "not-an-object"],
 )
 def test_a_valid_token_with_a_bad_body_is_400_and_changes_nothing(waiting_beacon, callback, body):

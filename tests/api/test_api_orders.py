@@ -34,6 +34,7 @@ def test_a_pending_order_has_no_beacon_or_job_yet(api):
         "status": "pending",
         "beacon": None,
         "job": None,
+        "install": None,
         "created_at": body["created_at"],
     }
 

@@ -38,7 +38,8 @@ def test_the_installer_reports_complete_with_the_bearer_token():
             self.send_response(202)
             self.send_header("Content-Length", "0")
             self.end_headers()
-            done.set()
+            if body["status"] == "complete":
+                done.set()
 
         def log_message(self, *args):
             return
@@ -47,7 +48,7 @@ def test_the_installer_reports_complete_with_the_bearer_token():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/beacons/b1/callback"
     user_data = "#cloud-config\n  content: |\n" + json.dumps(
-        {"callback_url": url, "callback_token": "tok-9", "name": "b1"}
+        {"callback_url": url, "callback_token": "tok-9", "name": "b1", "modules": ["a", "b"]}
     )
     try:
         beacon_installer(delay=0)(user_data)
@@ -55,10 +56,14 @@ def test_the_installer_reports_complete_with_the_bearer_token():
     finally:
         server.shutdown()
 
+    # The protocol's stages in order, each with the job's bearer token.
     assert received == [
-        (
-            "/api/v1/beacons/b1/callback",
-            "Bearer tok-9",
+        ("/api/v1/beacons/b1/callback", "Bearer tok-9", body)
+        for body in (
+            {"status": "booted"},
+            {"status": "installing", "module": "a", "index": 1, "total": 2},
+            {"status": "installing", "module": "b", "index": 2, "total": 2},
+            {"status": "configuring_sso"},
             {"status": "complete", "message": "fake Beacon installed"},
         )
     ]
