@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from billing.simulation import checkout_completed_event, encode, sign
+from fakes.beacon import bootstrap_from_user_data
 from fakes.cloudflare import TOKEN as CLOUDFLARE_TOKEN
 from fakes.cloudflare import ZONE_ID, FakeCloudflare
 from fakes.hetzner import FakeHetzner
@@ -165,7 +166,7 @@ def _bootstraps(hetzner: FakeHetzner) -> dict[str, dict]:
     found = {}
     for body in bodies:
         user_data = json.loads(body)["user_data"]
-        document = json.loads(user_data.split("content: |\n", 1)[1])
+        document = bootstrap_from_user_data(user_data)
         found[document["job_id"]] = document
     return found
 
