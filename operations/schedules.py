@@ -54,6 +54,9 @@ PERIODIC = (
         0,
     ),
     Periodic("wopr-reconcile", "operations.tasks.reconcile_sweep", "RECONCILE_SWEEP_MINUTES", 0),
+    # Starts each active Beacon's daily snapshot job (those with today's are skipped) and
+    # prunes expired snapshots of idle Beacons; hourly is plenty.
+    Periodic("wopr-backups-daily", "backups.tasks.backups_daily", "BACKUPS_DAILY_MINUTES", 0),
 )
 # The due-job loop's interval (seconds): at most 1, so a step waiting N s runs within N + 1 s.
 DUE_POLL_SETTING, DUE_POLL_RANGE = "JOB_DUE_POLL_SECONDS", (0.05, 1.0)

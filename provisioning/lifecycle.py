@@ -8,7 +8,8 @@ that closes the gap. The workflows, each step idempotent (it looks at the server
   customer once;
 - resume: power on, wait until running, mark the Beacon active, tell the customer once;
 - decommission: power off, tell the customer the real deletion date, wait out the grace
-  period, delete the server(s) and DNS records, mark the Beacon decommissioned.
+  period, take a final snapshot (the backups app's steps; kept the tier's backup_days), delete
+  the server(s) and DNS records, mark the Beacon decommissioned.
 """
 
 from __future__ import annotations
@@ -301,11 +302,90 @@ def step_announce(job: Job) -> Done | Wait:
     )
 
 
+# The decommission step during which staff may open an export window (Beacon.export_until).
+EXPORT_WINDOW_STEP = "wait_grace"
+
+
 def step_wait_grace(job: Job) -> Done | Wait:
+    """Wait out the grace period with the server off. During an export window opened by staff
+    (`beacon_export_window_open`) the server is on; once the window ends, and at the deletion
+    time at the latest, it is powered off again, so the steps after this one find it off."""
+    beacon = _beacon(job)
     when = Checkpoint(job.checkpoint).decommission_at
+    window_end = min(beacon.export_until, when) if beacon.export_until else None
+    if window_end is not None and timezone.now() < window_end:
+        return _export_window_keep_on(job, beacon, window_end, when)
+    if window_end is not None:
+        provider, servers = _servers(beacon)
+        powering_off = _export_power(provider, servers, on=False, message="export window over")
+        if powering_off is not None:
+            return powering_off
     if timezone.now() < when:
         return Wait(when, f"server and DNS records will be deleted at {when:%Y-%m-%d %H:%M} UTC")
     return Done(message="grace period over")
+
+
+def _export_window_keep_on(
+    job: Job, beacon: Beacon, window_end: datetime, deletion: datetime
+) -> Wait:
+    """Inside the export window: the server on, the customer told once (per window), then
+    nothing until the window ends (never later than the deletion)."""
+    provider, servers = _servers(beacon)
+    if not servers:
+        return Wait(window_end, "export window open, but the Beacon has no server to power on")
+    until = f"{window_end:%Y-%m-%d %H:%M} UTC"
+    powering_on = _export_power(provider, servers, on=True, message=f"export until {until}")
+    if powering_on is not None:
+        return powering_on
+    told = _email(
+        job,
+        "export_window",
+        f"export_window:{beacon.pk}:{window_end.isoformat()}",
+        export_until=window_end,
+        decommission_at=deletion,
+    )
+    if isinstance(told, Wait):
+        return told
+    return Wait(window_end, f"powered on for export until {until}; then off, deletion unchanged")
+
+
+def _export_power(
+    provider: CloudProvider | None, servers: list[Server], *, on: bool, message: str
+) -> Wait | None:
+    """None when every server is already running (`on`) or off. Otherwise power the servers in
+    the opposite state (one between states is left to finish: a repeated look sends no second
+    action) and look again shortly."""
+    wanted, opposite = ("running", "off") if on else ("off", "running")
+    if provider is None or all(server.status == wanted for server in servers):
+        return None
+    for server in servers:
+        if server.status == opposite and on:
+            provider.power_on(server.id)
+        elif server.status == opposite:
+            provider.power_off(server.id)
+    poll = timezone.now() + timedelta(seconds=settings.JOB_POLL_SECONDS)
+    return Wait(poll, f"{message}: waiting for the server to be {wanted}")
+
+
+# The final snapshot before deletion belongs to the backups app, which sits above provisioning
+# (so is not imported here): it hands its step functions over at start-up (backups.apps).
+FINAL_SNAPSHOT_STEPS: dict[str, StepFunction] = {}
+
+
+def final_snapshot_steps_register(steps: dict[str, StepFunction]) -> None:
+    """Called once by backups.apps: `final_snapshot` and `wait_final_snapshot`."""
+    FINAL_SNAPSHOT_STEPS.update(steps)
+
+
+def _final_snapshot_step(name: str) -> StepFunction:
+    def step(job: Job) -> Done | Wait:
+        function = FINAL_SNAPSHOT_STEPS.get(name)
+        if function is None:  # never delete a server without its copy: fail, staff decide
+            raise ProviderError(f"no {name} step registered (backups app)", transient=False)
+        return function(job)  # type: ignore[return-value]
+
+    step.__doc__ = f"The backups app's {name} step: the server is deleted only after it."
+    return step
 
 
 def step_delete_servers(job: Job) -> Done:
@@ -332,6 +412,8 @@ DECOMMISSION = Workflow(
         ("wait_off", _wait_power_step(on=False, power_step="power_off")),
         ("announce", step_announce),
         ("wait_grace", step_wait_grace),
+        ("final_snapshot", _final_snapshot_step("final_snapshot")),
+        ("wait_final_snapshot", _final_snapshot_step("wait_final_snapshot")),
         ("delete_servers", step_delete_servers),
         ("delete_dns", step_delete_dns),
         ("mark_decommissioned", step_mark_decommissioned),
@@ -359,6 +441,7 @@ def check_lifecycle_settings(app_configs: Any = None, **kwargs: Any) -> list[Err
         ("SUSPEND_AFTER_FAILURES", 1),
         ("DECOMMISSION_GRACE_DAYS", 0),
         ("RECONCILE_ORPHAN_MIN_AGE_HOURS", 0),
+        ("EXPORT_WINDOW_HOURS", 1),
     ):
         if getattr(settings, name) < minimum:
             errors.append(Error(f"{name} must be at least {minimum}.", id="wopr.E051"))

@@ -43,7 +43,17 @@ def beacon_decommission_teardown(*, beacon: Beacon) -> Teardown:
         servers=_known_servers(beacon),
         sweep=_sweep(beacon, set(settings.PROVIDERS)),
         dns_records=_dns_records(beacon),
-        kept=_kept(beacon),
+        kept=[*_kept(beacon), _final_snapshot(beacon)],
+    )
+
+
+def _final_snapshot(beacon: Beacon) -> str:
+    """The decommission job snapshots the server before deleting it (backups app's steps)."""
+    days = beacon.tier.backup_days
+    return (
+        f"a final snapshot of the server, taken (powered off) before it is deleted and kept "
+        f"{days} day{'s' if days != 1 else ''} (tier {beacon.tier.slug}'s backup period); the "
+        "server is not deleted until that snapshot is available"
     )
 
 
@@ -64,6 +74,16 @@ def job_cancel_teardown(*, job: Job) -> Teardown:
             f"{job.step}. Nothing is deleted.",
             kept=_kept(beacon),
             deletes=False,
+        )
+    if job.kind == "restore":  # backups' restore undoes only the server it made
+        return Teardown(
+            beacon=beacon,
+            summary=f"The restore job of {beacon.name} ({beacon.fqdn}) is cancelled: the server "
+            "it made from the snapshot is deleted unless the Beacon already runs on it; the "
+            "Beacon keeps its current server, DNS records and status.",
+            servers=["the server this restore made, unless the Beacon already runs on it"],
+            sweep=f"servers labelled wopr-job={job.pk} (found by label when the action runs)",
+            kept=_kept(beacon),
         )
     tried = Checkpoint(job.checkpoint).providers_tried
     return Teardown(

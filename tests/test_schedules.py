@@ -36,14 +36,25 @@ def test_the_schedules_follow_their_settings_at_the_next_start(settings):
     settings.PROVIDER_HEALTH_SWEEP_MINUTES = 15
     settings.RECONCILE_SWEEP_MINUTES = 60
     start()
-    assert minutes() == {"wopr-jobs-sweep": 1, "wopr-provider-health": 15, "wopr-reconcile": 60}
+    assert minutes() == {
+        "wopr-jobs-sweep": 1,
+        "wopr-provider-health": 15,
+        "wopr-reconcile": 60,
+        "wopr-backups-daily": 60,
+    }
 
     settings.JOB_SWEEP_MINUTES = 5
     settings.PROVIDER_HEALTH_SWEEP_MINUTES = 30
     settings.RECONCILE_SWEEP_MINUTES = 120
+    settings.BACKUPS_DAILY_MINUTES = 30
     start()
 
-    assert minutes() == {"wopr-jobs-sweep": 5, "wopr-provider-health": 30, "wopr-reconcile": 120}
+    assert minutes() == {
+        "wopr-jobs-sweep": 5,
+        "wopr-provider-health": 30,
+        "wopr-reconcile": 120,
+        "wopr-backups-daily": 30,
+    }
     sweep = Schedule.objects.get(name="wopr-jobs-sweep")
     assert (sweep.func, sweep.schedule_type, sweep.repeats) == (
         "provisioning.tasks.jobs_sweep",
