@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Order
@@ -13,6 +16,7 @@ from provisioning.checkpoint import Checkpoint
 from provisioning.jobs import WORKFLOWS, job_abort, job_enqueue
 from provisioning.lifecycle import (
     DECOMMISSION_CANCELLABLE_STEPS,
+    EXPORT_WINDOW_STEP,
     beacon_desired_status,
     decommission_at,
 )
@@ -183,7 +187,10 @@ def _lifecycle_job_start(beacon: Beacon, kind: str, requested_by: object) -> Job
     """Create the suspend, resume or decommission job with what its steps need to know."""
     checkpoint: dict[str, object] = {}
     if kind == JobKind.DECOMMISSION:
-        Beacon.objects.filter(pk=beacon.pk).update(status=BeaconStatus.DECOMMISSIONING)
+        # No export window carried over from an earlier, cancelled decommission.
+        Beacon.objects.filter(pk=beacon.pk).update(
+            status=BeaconStatus.DECOMMISSIONING, export_until=None
+        )
         checkpoint = Checkpoint({}).with_schedule(decommission_at(beacon))
     elif kind == JobKind.SUSPEND:
         cause = "payment"
@@ -251,6 +258,78 @@ def beacon_staff_decommission_cancel(*, beacon: Beacon, requested_by: object) ->
     if not job_abort(job=waiting, reason=reason, final_state=JobState.CANCELLED):
         return "the decommission moved on; nothing cancelled"
     return _staff_converge(beacon, requested_by, "cancel decommission")
+
+
+@dataclass(frozen=True)
+class ExportWindowPlan:
+    """What "Power on for export" would do for a Beacon now: power its server on until `until`
+    (never past `deletion`), or why not (`refusal`)."""
+
+    beacon: Beacon
+    job: Job | None = None
+    until: datetime | None = None
+    deletion: datetime | None = None
+    refusal: str = ""
+
+    @property
+    def summary(self) -> str:
+        """The sentence staff confirm, and the timeline records."""
+        if self.refusal or self.until is None or self.deletion is None:
+            return f"refused: {self.refusal}"
+        cut = " (cut at the deletion date)" if self.until == self.deletion else ""
+        return (
+            f"server {self.beacon.fqdn} powered on until {self.until:%Y-%m-%d %H:%M} UTC{cut}, "
+            f"then powered off again; deletion date unchanged: "
+            f"{self.deletion:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def beacon_export_window_plan(*, beacon: Beacon, hours: float) -> ExportWindowPlan:
+    """Only a decommission waiting out its grace period (server off, deletion scheduled) can be
+    powered on for export, once per window: a second click during a window changes nothing."""
+    now = timezone.now()
+    job = beacon.jobs.filter(
+        kind=JobKind.DECOMMISSION, state__in=UNFINISHED_JOB_STATES, step=EXPORT_WINDOW_STEP
+    ).first()
+    if job is None:
+        return ExportWindowPlan(
+            beacon, refusal="only while a decommission waits out its grace period"
+        )
+    deletion = Checkpoint(job.checkpoint).decommission_at
+    if deletion <= now:
+        return ExportWindowPlan(beacon, job, refusal="the deletion is due now")
+    open_until = Beacon.objects.filter(pk=beacon.pk).values_list("export_until", flat=True).get()
+    if open_until is not None and open_until > now:
+        return ExportWindowPlan(
+            beacon, job, refusal=f"already powered on until {open_until:%Y-%m-%d %H:%M} UTC"
+        )
+    return ExportWindowPlan(beacon, job, min(now + timedelta(hours=hours), deletion), deletion)
+
+
+def beacon_export_window_open(*, beacon: Beacon, hours: float, requested_by: object) -> str:
+    """Open an export window and wake the decommission job, which powers the server on, tells
+    the customer and powers it off when the window ends; the deletion date does not move.
+
+    Claimed with conditional updates in one transaction: the window only if none is open, the
+    job only while no worker runs its step (a step running now would overwrite the wake-up with
+    its own wait, so staff are asked to try again instead)."""
+    plan = beacon_export_window_plan(beacon=beacon, hours=hours)
+    if plan.job is None or plan.until is None:
+        return plan.summary
+    now = timezone.now()
+    with transaction.atomic():
+        closed = Q(export_until__isnull=True) | Q(export_until__lte=now)
+        if not Beacon.objects.filter(closed, pk=beacon.pk).update(export_until=plan.until):
+            return "refused: an export window was opened meanwhile"
+        waiting = (JobState.PENDING, JobState.WAITING)
+        if not Job.objects.filter(
+            pk=plan.job.pk, step=EXPORT_WINDOW_STEP, state__in=waiting
+        ).update(next_attempt_at=now):
+            transaction.set_rollback(True)
+            return "refused: the decommission job is busy this moment; try again in a minute"
+        _staff_event(plan.job, requested_by, f"power on for export: {plan.summary}")
+        job_enqueue(plan.job.pk)
+    return plan.summary
 
 
 def _staff_converge(beacon: Beacon, requested_by: object, action: str) -> str:
