@@ -12,12 +12,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
@@ -27,8 +29,11 @@ from documents.models import Document, EmailMessage
 from provisioning.jobs import WORKFLOWS, job_cancel, job_retry
 from provisioning.models import (
     Beacon,
+    BeaconStatus,
     FakeFault,
     FakeServer,
+    FakeSnapshot,
+    InstallStage,
     Job,
     JobEvent,
     Provider,
@@ -37,6 +42,8 @@ from provisioning.models import (
     ReconcileRun,
 )
 from provisioning.services import (
+    beacon_export_window_open,
+    beacon_export_window_plan,
     beacon_staff_decommission_cancel,
     beacon_staff_decommission_now,
     beacon_staff_resume,
@@ -185,6 +192,21 @@ class DocumentInline(ReadOnlyTabularInline):
         return format_html('<a href="{}">Download</a>', url)
 
 
+class ExportWindowFilter(admin.SimpleListFilter):
+    """Decommissioning Beacons whose server staff powered on for export, window still open."""
+
+    title = "export window"
+    parameter_name = "export_window"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("open", "Open now")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() != "open":
+            return queryset
+        return queryset.filter(status=BeaconStatus.DECOMMISSIONING, export_until__gt=timezone.now())
+
+
 @admin.register(Beacon)
 class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -196,9 +218,10 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "tier",
         "provider",
         "region",
+        "export_window",
         "created_at",
     )
-    list_filter = ("status", "provider", "region", "bundle")
+    list_filter = ("status", ExportWindowFilter, "provider", "region", "bundle")
     search_fields = ("name", "fqdn", "owner__email", "provider_server_id", "ipv4")
     list_select_related = ("owner", "bundle", "tier", "provider")
     date_hierarchy = "created_at"
@@ -209,6 +232,7 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "resume_beacon",
         "decommission_now",
         "cancel_decommission",
+        "power_on_for_export",
     )
     fieldsets = (
         (
@@ -244,14 +268,31 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         ),
         (
             "Lifecycle",
-            {"fields": ("subscription", "staff_hold", "converge_requested_at")},
+            {"fields": ("subscription", "staff_hold", "converge_requested_at", "export_until")},
         ),
         ("Timeline", {"fields": ("timeline",)}),
+        ("Backups", {"fields": ("backups",)}),
         ("E-mails sent", {"fields": ("emails_sent",)}),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
-    readonly_fields = ("id", "subscription", "timeline", "emails_sent", "created_at", "updated_at")
+    readonly_fields = (
+        "id",
+        "subscription",
+        "timeline",
+        "backups",
+        "emails_sent",
+        "created_at",
+        "updated_at",
+    )
     inlines = (JobInline, DnsRecordInline, DocumentInline)
+
+    @admin.display(description="Export window until", ordering="export_until")
+    def export_window(self, obj: Beacon) -> str:
+        """Shown only while a decommissioning Beacon's export window is open."""
+        until = obj.export_until
+        if obj.status != BeaconStatus.DECOMMISSIONING or not until or until <= timezone.now():
+            return "—"
+        return f"{localtime(until):%Y-%m-%d %H:%M}"
 
     @admin.display(description="Owner", ordering="owner__email")
     def owner_email(self, obj: Beacon) -> str:
@@ -274,6 +315,33 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 for event in events
             ),
             "No job events yet.",
+        )
+
+    @admin.display(description="Snapshots")
+    def backups(self, obj: Beacon) -> SafeString:
+        """The backups app's snapshots (by the reverse relation and URL names: provisioning
+        imports no backups), each available one with its "Restore this snapshot" link."""
+        snapshots = obj.backup_snapshots.order_by("-created_at")  # type: ignore[attr-defined]
+        return html_table(
+            ("Snapshot", "Kind", "Status", "Size (GB)", "Monthly cost", "Expires", "Restore"),
+            (
+                (
+                    admin_link(snapshot, snapshot.name),
+                    snapshot.kind,
+                    snapshot.status,
+                    snapshot.size_gb if snapshot.size_gb is not None else "—",
+                    snapshot.monthly_cost if snapshot.monthly_cost is not None else "—",
+                    f"{localtime(snapshot.expires_at):%Y-%m-%d %H:%M}",
+                    format_html(
+                        '<a href="{}">Restore this snapshot…</a>',
+                        reverse("admin:backups_backupsnapshot_restore", args=[snapshot.pk]),
+                    )
+                    if snapshot.status == "available"
+                    else "—",
+                )
+                for snapshot in snapshots
+            ),
+            "No snapshots yet.",
         )
 
     @admin.display(description="E-mails")
@@ -349,8 +417,50 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             request, queryset, "Cancel decommission", beacon_staff_decommission_cancel
         )
 
+    @admin.action(
+        description="Power on for export (decommission grace period)…", permissions=["operate"]
+    )
+    def power_on_for_export(
+        self, request: HttpRequest, queryset: QuerySet
+    ) -> TemplateResponse | None:
+        """Powers a server on that the customer stopped paying for: say until when, ask first."""
+        hours = settings.EXPORT_WINDOW_HOURS
+        if not confirmed(request):
+            plans = [beacon_export_window_plan(beacon=beacon, hours=hours) for beacon in queryset]
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Power these Beacons on for export?",
+                "opts": self.model._meta,
+                "queryset": queryset,
+                "plans": plans,
+                "hours": hours,
+                "acts": any(not plan.refusal for plan in plans),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/provisioning/confirm_export_window.html", context
+            )
+        self._staff_action(
+            request,
+            queryset,
+            "Power on for export",
+            lambda **kwargs: beacon_export_window_open(hours=hours, **kwargs),
+        )
+        return None
+
 
 # --- jobs -----------------------------------------------------------------------------------
+
+
+class InstallStageInline(ReadOnlyTabularInline):
+    """What the Beacon reported of its install, once per stage and server round."""
+
+    model = InstallStage
+    fields = ("at", "round", "stage", "module", "index", "total", "message")
+    readonly_fields = fields
+    ordering = ("at", "id")
+    show_change_link = False
+    verbose_name_plural = "install stages reported by the Beacon"
 
 
 class JobEventInline(ReadOnlyTabularInline):
@@ -390,7 +500,7 @@ class JobAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
     exclude = JOB_SECRET_FIELDS
-    inlines = (JobEventInline,)
+    inlines = (InstallStageInline, JobEventInline)
 
     @admin.display(description="Checkpoint")
     def checkpoint_pretty(self, obj: Job) -> SafeString:
@@ -398,6 +508,16 @@ class JobAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def jobs_for(self, queryset: QuerySet) -> list[Job | None]:
         return list(queryset)
+
+
+@admin.register(InstallStage)
+class InstallStageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("at", "job", "round", "stage", "module", "index", "total")
+    list_filter = ("stage",)
+    search_fields = ("job__beacon__name", "module")
+    list_select_related = ("job", "job__beacon")
+    fields = ("job", "at", "round", "stage", "module", "index", "total", "message")
+    readonly_fields = fields
 
 
 @admin.register(JobEvent)
@@ -455,6 +575,13 @@ class FakeServerAdmin(admin.ModelAdmin):
     search_fields = ("name", "ipv4")
 
 
+@admin.register(FakeSnapshot)
+class FakeSnapshotAdmin(admin.ModelAdmin):
+    list_display = ("name", "server_id", "size_gb", "ready_at", "deleted", "created_at")
+    list_filter = ("deleted",)
+    search_fields = ("name",)
+
+
 @admin.register(FakeFault)
 class FakeFaultAdmin(admin.ModelAdmin):
     list_display = ("point", "kind", "remaining", "message", "created_at")
@@ -465,7 +592,8 @@ class FakeFaultAdmin(admin.ModelAdmin):
         if db_field.name == "point":
             field.help_text = (
                 "provider.create, provider.get, provider.power_off, provider.power_on, "
-                "provider.delete, dns.upsert or dns.delete"
+                "provider.delete, provider.snapshot, provider.snapshot_delete, dns.upsert or "
+                "dns.delete"
             )
         return field
 

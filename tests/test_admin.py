@@ -12,14 +12,18 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from backups.models import BackupSnapshot
 from billing.models import Bundle, Customer, Order, OrderStatus, PaymentFailure, Tier
 from dns.models import DnsRecord, FakeDnsRecord
 from documents.models import Document, DocumentKind, EmailMessage
+from installers.models import InstallerRelease
 from provisioning.models import (
     Beacon,
     BeaconStatus,
     FakeFault,
     FakeServer,
+    FakeSnapshot,
+    InstallStage,
     Job,
     JobEvent,
     JobState,
@@ -31,7 +35,7 @@ from provisioning.models import (
 
 pytestmark = pytest.mark.django_db
 
-OUR_APPS = {"billing", "provisioning", "dns", "documents"}
+OUR_APPS = {"billing", "provisioning", "dns", "documents", "installers", "backups"}
 _numbers = itertools.count(1)
 
 
@@ -98,6 +102,19 @@ def make_one_of_everything() -> None:
         ipv6="2001:db8::1", created_at=timezone.now(),
     )  # fmt: skip
     FakeFault.objects.create(point="provider.create", kind="transient")
+    FakeSnapshot.objects.create(
+        name="wopr-snap", server_id="1", ready_at=timezone.now(), created_at=timezone.now()
+    )
+    InstallStage.objects.create(
+        job=job, stage="installing:nextcloud", module="nextcloud", index=1, total=2
+    )
+    BackupSnapshot.objects.create(
+        beacon=beacon, provider=beacon.provider, kind="daily", name=f"wopr-{beacon.pk}-daily-x",
+        expires_at=timezone.now(),
+    )  # fmt: skip
+    InstallerRelease.objects.create(
+        version="1.0.0", sha256="a" * 64, url="https://releases.example/installer-1.0.0.tar.gz"
+    )
     RateLimitBudget.objects.create(key="hetzner", remaining=3599, limit=3600)
     ReconcileRun.objects.create(
         findings=[{"kind": "orphan_server", "provider": "fake", "id": "1", "detail": "x"}]

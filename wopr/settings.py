@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     # Before django_q: provisioning's `qcluster` command (the cluster plus the due-job loop)
     # must win over django-q2's.
     "provisioning",
+    # After provisioning: backups registers its job workflows over provisioning's engine.
+    "backups",
     "django_q",
     "anymail",
     "wopr.apps.WoprConfig",
@@ -122,6 +124,9 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 WOPR_BASE_DOMAIN = env.str("WOPR_BASE_DOMAIN", default="beacons.localhost")
 WOPR_PUBLIC_URL = env.str("WOPR_PUBLIC_URL", default="http://127.0.0.1:8001")
 DOCUMENTS_ROOT = Path(env.str("DOCUMENTS_ROOT", default=str(BASE_DIR / "var" / "documents")))
+# Uploaded Beacon installer tarballs (content addressed: <sha256>.tar.gz); in the deployment a
+# directory on the documents volume, which every web replica mounts.
+INSTALLERS_ROOT = Path(env.str("INSTALLERS_ROOT", default=str(BASE_DIR / "var" / "installers")))
 
 PROVIDERS = env.list("PROVIDERS", default=["fake"])
 DNS_BACKEND = env.str("DNS_BACKEND", default="fake")
@@ -131,6 +136,11 @@ HETZNER_SSH_KEYS = env.list("HETZNER_SSH_KEYS", default=[])
 DIGITALOCEAN_API_URL = env.str("DIGITALOCEAN_API_URL", default="https://api.digitalocean.com")
 DIGITALOCEAN_API_TOKEN = env.str("DIGITALOCEAN_API_TOKEN", default="")
 DIGITALOCEAN_SSH_KEYS = env.list("DIGITALOCEAN_SSH_KEYS", default=[])
+# USD per GB and month of a droplet snapshot (DigitalOcean's API gives no price; its list price).
+DIGITALOCEAN_SNAPSHOT_PRICE_PER_GB = env.str("DIGITALOCEAN_SNAPSHOT_PRICE_PER_GB", default="0.06")
+# Public keys (OpenSSH lines, comma-separated) cloud-init authorises on every new server for the
+# operators; the *_SSH_KEYS above are key ids at the provider and stay.
+WOPR_OPERATOR_SSH_KEYS = env.list("WOPR_OPERATOR_SSH_KEYS", default=[])
 CLOUDFLARE_API_URL = env.str("CLOUDFLARE_API_URL", default="https://api.cloudflare.com/client/v4")
 CLOUDFLARE_API_TOKEN = env.str("CLOUDFLARE_API_TOKEN", default="")
 CLOUDFLARE_ZONE_ID = env.str("CLOUDFLARE_ZONE_ID", default="")
@@ -141,7 +151,8 @@ WOPR_INSTALLER_VERSION = env.str("WOPR_INSTALLER_VERSION", default="env")
 AUTHENTIK_URL = env.str("AUTHENTIK_URL", default="")
 AUTHENTIK_API_TOKEN = env.str("AUTHENTIK_API_TOKEN", default="")
 
-# The fake cloud: how long a fake server takes to boot and a fake Beacon to report `complete`.
+# The fake cloud: how long a fake server takes to boot and a fake Beacon to report `complete`
+# (its earlier stages spread evenly before that).
 FAKE_SERVER_BOOT_SECONDS = env.float("FAKE_SERVER_BOOT_SECONDS", default=2.0)
 FAKE_BEACON_INSTALL_SECONDS = env.float("FAKE_BEACON_INSTALL_SECONDS", default=5.0)
 
@@ -156,7 +167,15 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", default=5.0)
 # The shortest pause between two looks at a booting server (it grows to JOB_POLL_SECONDS).
 JOB_POLL_MIN_SECONDS = env.float("JOB_POLL_MIN_SECONDS", default=1.0)
-JOB_CALLBACK_DEADLINE_SECONDS = env.int("JOB_CALLBACK_DEADLINE_SECONDS", default=3600)
+# Time limits of a Beacon's install (the protocol of provisioning/callbacks.py): a `booted`
+# report within INSTALL_BOOT_LIMIT_SECONDS of the server running, then a new stage at least
+# every INSTALL_PROGRESS_LIMIT_SECONDS. At a limit, INSTALL_TIMEOUT_ACTION: `retry` deletes the
+# server and tries a fresh one (at most INSTALL_FRESH_SERVERS per run, then as `staff`);
+# `staff` fails the job keeping the server, flags the order and e-mails operators and customer.
+INSTALL_BOOT_LIMIT_SECONDS = env.int("INSTALL_BOOT_LIMIT_SECONDS", default=600)
+INSTALL_PROGRESS_LIMIT_SECONDS = env.int("INSTALL_PROGRESS_LIMIT_SECONDS", default=1200)
+INSTALL_TIMEOUT_ACTION = env.str("INSTALL_TIMEOUT_ACTION", default="retry")
+INSTALL_FRESH_SERVERS = env.int("INSTALL_FRESH_SERVERS", default=1)
 JOB_SWEEP_MINUTES = env.int("JOB_SWEEP_MINUTES", default=1)
 # How often each qcluster's due-job loop looks for jobs whose wake-up time has come (seconds).
 JOB_DUE_POLL_SECONDS = env.float("JOB_DUE_POLL_SECONDS", default=0.25)
@@ -288,6 +307,7 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "billing.models.OrderStatus",
         "JobStateEnum": "provisioning.models.JobState",
         "BeaconStatusEnum": "provisioning.models.BeaconStatus",
+        "InstallStageEnum": "provisioning.serializers.INSTALL_STAGES",
     },
 }
 
@@ -326,6 +346,9 @@ SUSPEND_AFTER_FAILURES = env.int("SUSPEND_AFTER_FAILURES", default=3)
 SUSPENDED_POLICY = env.str("SUSPENDED_POLICY", default="power_off")
 # Days between a subscription's deletion and its Beacon's server and DNS records being deleted.
 DECOMMISSION_GRACE_DAYS = env.int("DECOMMISSION_GRACE_DAYS", default=7)
+# Hours staff may power a decommissioning Beacon on for its customer to export their data
+# (never past the deletion date); the decommission job powers it off again after.
+EXPORT_WINDOW_HOURS = env.int("EXPORT_WINDOW_HOURS", default=48)
 # `manage.py reconcile --fix` deletes an orphan server or DNS record only once it has been seen
 # orphaned for this long (it may belong to work still in flight).
 RECONCILE_ORPHAN_MIN_AGE_HOURS = env.int("RECONCILE_ORPHAN_MIN_AGE_HOURS", default=24)
@@ -508,4 +531,11 @@ DEFAULT_REGION = env.str("DEFAULT_REGION", default="eu-central").strip()
 # made in the admin). JOB_SWEEP_MINUTES (above) is the job sweep; 0 switches these two off.
 PROVIDER_HEALTH_SWEEP_MINUTES = env.int("PROVIDER_HEALTH_SWEEP_MINUTES", default=15)
 RECONCILE_SWEEP_MINUTES = env.int("RECONCILE_SWEEP_MINUTES", default=60)
+
+# Backups (backups app): the sweep starting each active Beacon's daily snapshot job runs every
+# BACKUPS_DAILY_MINUTES (0 switches it off), at most BACKUPS_DAILY_BATCH jobs per run; a
+# snapshot not available BACKUP_SNAPSHOT_DEADLINE_MINUTES after it was asked for fails its job.
+BACKUPS_DAILY_MINUTES = env.int("BACKUPS_DAILY_MINUTES", default=60)
+BACKUPS_DAILY_BATCH = env.int("BACKUPS_DAILY_BATCH", default=200)
+BACKUP_SNAPSHOT_DEADLINE_MINUTES = env.int("BACKUP_SNAPSHOT_DEADLINE_MINUTES", default=240)
 # --- end of Issue 9: schedules, provider health, placement ---
