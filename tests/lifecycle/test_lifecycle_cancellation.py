@@ -156,3 +156,27 @@ def test_redelivered_deletion_schedules_one_decommission_and_one_email(buy, deli
 
     assert Job.objects.filter(beacon=bought.beacon, kind="decommission").count() == 1
     assert len(mail.outbox) == 1
+
+
+def test_a_staff_retry_of_a_failed_decommission_keeps_the_date_the_customer_was_told(
+    buy, deliver, clock, sweep
+):
+    """A retry starts from the first step but keeps the announced deletion date: no crash for a
+    missing schedule, no second e-mail, no new date."""
+    from provisioning.jobs import job_retry
+
+    bought = buy("bye9")
+    deliver(deleted_event(bought, clock))
+    job = Job.objects.get(beacon=bought.beacon, kind="decommission")
+    told = job.next_attempt_at
+    Job.objects.filter(pk=job.pk).update(state="failed")  # as if a step had given up
+    mail.outbox.clear()
+    clock.advance(days=2)
+
+    assert job_retry(job=job)
+    sweep()
+
+    job.refresh_from_db()
+    assert (job.state, job.step) == ("waiting", "wait_grace")
+    assert abs(job.next_attempt_at - told) < timedelta(seconds=2)
+    assert mail.outbox == []
