@@ -86,16 +86,7 @@ class BeaconCallbackView(PublicAPIView):
         responses={202: CallbackAcceptedSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def post(self, request: Request, beacon_id: uuid.UUID) -> Response:
-        token = bearer_token(request)
-        if not token:
-            raise NotAuthenticated("A bearer token is required.")
-        job = callback_job(beacon_id)
-        if job is None:
-            # Spend the same work as a real comparison: no timing hint that the id is unknown.
-            hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), "0" * 64)
-            raise _refused()
-        if not job_callback_token_valid(job, token):
-            raise _refused()
+        job = beacon_job_authorized(request, beacon_id)
         serializer = CallbackInputSerializer(
             data=request.data, context={"modules": list(job.beacon.modules)}
         )
@@ -118,6 +109,7 @@ def beacon_job_authorized(request: Request, beacon_id: uuid.UUID) -> Job:
         raise NotAuthenticated("A bearer token is required.")
     job = callback_job(beacon_id)
     if job is None:
+        # Spend the same work as a real comparison: no timing hint that the id is unknown.
         hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), "0" * 64)
         raise _refused()
     if not job_callback_token_valid(job, token):

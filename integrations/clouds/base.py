@@ -32,6 +32,7 @@ __all__ = [
     "Snapshot",
     "SnapshotStarted",
     "SnapshotStatus",
+    "parse_timestamp",
 ]
 
 
@@ -194,3 +195,13 @@ class CloudProvider(ABC):
 
     def protect(self, server_id: str) -> None:  # noqa: B027  (optional: not every cloud has it)
         """Turn delete protection on (a no-op where the provider has no such thing)."""
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """A vendor's ISO 8601 time, or None when it is missing or unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -43,6 +43,7 @@ from integrations.clouds.base import (
     Snapshot,
     SnapshotStarted,
     SnapshotStatus,
+    parse_timestamp,
 )
 from integrations.http import VendorClient, int_header
 
@@ -523,19 +524,10 @@ def _snapshot(image: ImageJson) -> Snapshot:
             status=IMAGE_STATUS.get(image["status"], "error"),
             size_gb=float(size) if size is not None else None,
             server_id=None,  # an image does not say which droplet it was taken from
-            created_at=_timestamp(image.get("created_at")),
+            created_at=parse_timestamp(image.get("created_at")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise _invalid(f"an image (missing {exc})") from None
-
-
-def _timestamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _image(image: str) -> str | int:

@@ -32,6 +32,7 @@ from integrations.clouds.base import (
     Snapshot,
     SnapshotStarted,
     SnapshotStatus,
+    parse_timestamp,
 )
 from integrations.http import VendorClient, int_header
 
@@ -450,17 +451,8 @@ def _snapshot(data: ImageJson) -> Snapshot:
         status=IMAGE_STATUS.get(data["status"], "error"),
         size_gb=float(size) if size is not None else None,
         server_id=str(created_from["id"]) if created_from.get("id") else None,
-        created_at=_timestamp(data.get("created")),
+        created_at=parse_timestamp(data.get("created")),
     )
-
-
-def _timestamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _host_address(network: str | None) -> str | None:
