@@ -172,10 +172,11 @@ def _snapshot_seen(snapshot: BackupSnapshot, seen: Snapshot) -> None:
 
 
 def snapshot_mark_failed(*, snapshot: BackupSnapshot, note: str) -> None:
-    """Record why the snapshot was not taken (it stays listed for staff)."""
-    BackupSnapshot.objects.filter(pk=snapshot.pk).exclude(status=SnapshotStatus.DELETED).update(
-        status=SnapshotStatus.FAILED, note=note[:1000]
-    )
+    """Record why the snapshot was not taken (it stays listed for staff). Only one still being
+    taken: a job that fails later (pruning older ones) leaves today's good copy available."""
+    BackupSnapshot.objects.filter(
+        pk=snapshot.pk, status__in=[SnapshotStatus.PENDING, SnapshotStatus.CREATING]
+    ).update(status=SnapshotStatus.FAILED, note=note[:1000])
 
 
 def snapshot_poll(*, snapshot: BackupSnapshot, action_id: str = "") -> bool:
@@ -243,6 +244,18 @@ def _expired(now: datetime) -> QuerySet[BackupSnapshot]:
     )
 
 
+def _snapshot_delete_everywhere(row: BackupSnapshot) -> None:
+    """Delete the snapshot by its id and every image of its name: a job that failed before
+    DigitalOcean named the image (or a lost answer that made two) leaves one we hold no id
+    of, and it would cost money for ever."""
+    provider = get_provider(row.provider.kind)
+    ids = {found.id for found in provider.find_snapshots({"wopr-snapshot": row.name})}
+    if row.provider_snapshot_id:
+        ids.add(row.provider_snapshot_id)
+    for snapshot_id in sorted(ids):
+        provider.delete_snapshot(snapshot_id)
+
+
 def snapshots_prune(
     *, beacon_id: uuid.UUID | str | None = None, now: datetime | None = None, limit: int = 500
 ) -> list[str]:
@@ -253,8 +266,7 @@ def snapshots_prune(
         rows = rows.filter(beacon_id=beacon_id)
     pruned = []
     for row in rows.order_by("expires_at")[:limit]:
-        if row.provider_snapshot_id:
-            get_provider(row.provider.kind).delete_snapshot(row.provider_snapshot_id)
+        _snapshot_delete_everywhere(row)
         BackupSnapshot.objects.filter(pk=row.pk).exclude(status=SnapshotStatus.DELETED).update(
             status=SnapshotStatus.DELETED, deleted_at=timezone.now()
         )

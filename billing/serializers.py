@@ -22,7 +22,7 @@ from billing.validation import (
     email_problem,
     hostname_problem,
 )
-from provisioning.models import Beacon, Job
+from provisioning.models import Beacon, Job, JobKind
 from provisioning.serializers import (
     BeaconProgressSerializer,
     InstallProgressSerializer,
@@ -229,10 +229,12 @@ class OrderStatusSerializer(serializers.Serializer):
 
 
 def _latest_job(order: Order) -> Job | None:
-    """The Beacon's latest job, read once per serialised order (two fields use it)."""
+    """The Beacon's latest job that changes what the buyer has (not a daily snapshot), read once
+    per serialised order (two fields use it)."""
     if not hasattr(order, "_latest_job"):
         beacon = _beacon_of(order)
-        order._latest_job = beacon.jobs.order_by("-created_at").first() if beacon else None  # type: ignore[attr-defined]
+        jobs = beacon.jobs.exclude(kind=JobKind.SNAPSHOT) if beacon else None
+        order._latest_job = jobs.order_by("-created_at").first() if jobs is not None else None  # type: ignore[attr-defined]
     return order._latest_job  # type: ignore[attr-defined]
 
 

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.db import DatabaseError, connection
 
-from installers.models import InstallerRelease
+from installers.models import VERSION_PATTERN, InstallerRelease
 
 HOW_TO_CONFIGURE = (
     "register a release and make it current (admin: Installer releases, or `manage.py "
@@ -45,6 +45,12 @@ def _environment_problems() -> list[CheckMessage]:
         return [_serious(message, error_id="installers.E003", warning_id="installers.W003")]
     if url and not url.startswith(("https://", "http://")):
         message = "WOPR_INSTALLER_URL is not an http(s) URL."
+        return [_serious(message, error_id="installers.E003", warning_id="installers.W003")]
+    if url and not re.fullmatch(VERSION_PATTERN, settings.WOPR_INSTALLER_VERSION):
+        message = (
+            "WOPR_INSTALLER_VERSION is not a plain version (letters, digits, '.', '+', '_', '-'); "
+            "every first boot would refuse it."
+        )
         return [_serious(message, error_id="installers.E003", warning_id="installers.W003")]
     return []
 

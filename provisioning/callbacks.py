@@ -101,8 +101,20 @@ def job_callback_record(*, job: Job, status: str, wake: bool = True, **fields: o
     `install_stages_record`."""
     if status not in CALLBACK_STATUSES:
         raise ValueError(f"unknown callback status {status!r}")
-    report = StageReport(status=status, **fields)  # type: ignore[arg-type]
+    report = StageReport(status=status, **_without_token(job, fields))  # type: ignore[arg-type]
     return install_stages_record(job=job, reports=[report], wake=wake)[0]
+
+
+def _without_token(job: Job, fields: dict[str, object]) -> dict[str, object]:
+    """The report's texts with the job's own token blanked: an installer that echoes its
+    bootstrap.json (or runs `curl -v`) into its log must not store a usable token with us."""
+    if not job.callback_token_salt:
+        return fields
+    token = job_callback_token(job)
+    return {
+        key: value.replace(token, "[redacted]") if isinstance(value, str) else value
+        for key, value in fields.items()
+    }
 
 
 def install_stages_record(

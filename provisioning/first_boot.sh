@@ -2,7 +2,7 @@
 # WOPR first boot (written by cloud-init to /usr/local/lib/wopr/first-boot, run from runcmd).
 #
 # Reads /etc/wopr/bootstrap.json (README, "Beacon installer contract"), reports
-# `booted`, downloads the installer release, refuses it unless its SHA-256 is the one the control
+# `booted`, turns the firewall on (22, 80 and 443/tcp only), downloads the installer release, refuses it unless its SHA-256 is the one the control
 # plane gave, unpacks it into /opt/wopr/installer and runs its `install`; the installer reports
 # its own stages. Any failing command reports `failed` with the tail of the install log. A
 # second run (a reboot, cloud-init re-run) does nothing once the done marker exists.
@@ -101,6 +101,23 @@ trap on_error ERR
 
 log "booted"
 callback booted || log "could not report booted; going on"
+
+# The machine is made safe before anything is installed, and a failure here is reported like
+# any other: cloud-init's packages step gave ufw and unattended-upgrades (a failed apt run there
+# would otherwise go unnoticed); the firewall lets in SSH, HTTP and HTTPS only.
+secure_machine() {
+  command -v ufw >/dev/null || fail "ufw is not installed (cloud-init's packages step failed)"
+  dpkg-query -W -f='${Status}' unattended-upgrades 2>/dev/null | grep -q 'ok installed' \
+    || fail "unattended-upgrades is not installed (cloud-init's packages step failed)"
+  ufw default deny incoming
+  ufw default allow outgoing
+  local port
+  for port in 22/tcp 80/tcp 443/tcp; do ufw allow "$port"; done
+  ufw --force enable
+  ufw status | grep -q '^Status: active' || fail "the firewall is not active"
+  log "firewall active: 22, 80 and 443/tcp open"
+}
+secure_machine
 
 [[ -n "$VERSION" && -n "$SHA256" && -n "$INSTALLER_URL" ]] || fail "no installer configured"
 [[ "$VERSION" =~ ^[A-Za-z0-9._+-]+$ ]] || fail "installer version '$VERSION' is not a plain name"

@@ -318,7 +318,9 @@ def step_wait_grace(job: Job) -> Done | Wait:
     if window_end is not None:
         provider, servers = _servers(beacon)
         powering_off = _export_power(provider, servers, on=False, message="export window over")
-        if powering_off is not None:
+        # Insisted on until POWER_DEADLINE past the deletion time: a server that will not go
+        # off does not hold up its deletion for ever (the steps after delete it in any state).
+        if powering_off is not None and timezone.now() < when + POWER_DEADLINE:
             return powering_off
     if timezone.now() < when:
         return Wait(when, f"server and DNS records will be deleted at {when:%Y-%m-%d %H:%M} UTC")

@@ -200,7 +200,10 @@ def server_name(job: Job, beacon: Beacon) -> str:
     provider that adopts a taken name of ours (Hetzner) must not adopt the stalled server it is
     still deleting."""
     round_ = Checkpoint(job.checkpoint).install_round
-    return f"wopr-{beacon.name}" + (f"-r{round_}" if round_ else "")
+    if not round_:
+        return f"wopr-{beacon.name}"
+    suffix = f"-r{round_}"  # the name stays a valid 63-character hostname
+    return f"wopr-{beacon.name}"[: 63 - len(suffix)] + suffix
 
 
 def step_create_server(job: Job) -> Done | Again:
@@ -302,23 +305,25 @@ def step_wait_callback(job: Job) -> Done | Wait | Back | GiveUp:
         if job.callback_completed_at:
             return Done(message="the fake Beacon reported that installation is complete")
     deadline, silent = install_deadline(job)
+    if not silent:  # reported before a staff retry cleared the flag: the server is installed
+        return Done(message="the Beacon had reported that installation is complete")
     if timezone.now() > deadline:
         return install_stalled(job, beacon, silent)
     return Wait(min(deadline, wake), "waiting for the Beacon to finish installing")
 
 
 def install_deadline(job: Job) -> tuple[datetime, str]:
-    """When this round's install stalls, and what it then failed to report (one query)."""
+    """When this round's install stalls, and what it then failed to report (one query); ""
+    when this round's Beacon has reported `complete` already."""
     running = _finished_at(job, "wait_server_running")
-    last = (
-        job.install_stages.filter(round=Checkpoint(job.checkpoint).install_round)
-        .order_by("-at")
-        .values_list("at", flat=True)
-        .first()
-    )
-    if last is None:
+    stages = job.install_stages.filter(round=Checkpoint(job.checkpoint).install_round)
+    newest = stages.order_by("-at").values_list("at", "stage").first()
+    if newest is None:
         limit = settings.INSTALL_BOOT_LIMIT_SECONDS
         return running + timedelta(seconds=limit), f"no `booted` report within {limit}s"
+    last, stage = newest
+    if stage == "complete":
+        return last, ""
     limit = settings.INSTALL_PROGRESS_LIMIT_SECONDS
     return max(last, running) + timedelta(seconds=limit), f"no install progress for {limit}s"
 

@@ -124,6 +124,10 @@ class InstallProgressSerializer(serializers.Serializer):
     modules = InstallModuleSerializer(many=True)
 
 
+# More modules than any bundle has; and well inside the stored small integers.
+MODULES_MAX = 1000
+
+
 class CallbackInputSerializer(serializers.Serializer):
     """One report of a Beacon's installer (the protocol in the README's installer contract)."""
 
@@ -142,10 +146,18 @@ class CallbackInputSerializer(serializers.Serializer):
         help_text="`installing` only, required: one of the Beacon's modules.",
     )
     index = serializers.IntegerField(
-        min_value=1, required=False, default=None, help_text="`installing` only: n of `total`."
+        min_value=1,
+        max_value=MODULES_MAX,
+        required=False,
+        default=None,
+        help_text="`installing` only: n of `total`.",
     )
     total = serializers.IntegerField(
-        min_value=1, required=False, default=None, help_text="`installing` only: the modules."
+        min_value=1,
+        max_value=MODULES_MAX,
+        required=False,
+        default=None,
+        help_text="`installing` only: the modules.",
     )
     log_tail = serializers.CharField(
         max_length=LOG_TAIL_MAX_CHARS,

@@ -26,7 +26,6 @@ BOOTSTRAP_PATH = "/etc/wopr/bootstrap.json"
 FIRST_BOOT_PATH = "/usr/local/lib/wopr/first-boot"
 FIRST_BOOT_SCRIPT = (Path(__file__).resolve().parent / "first_boot.sh").read_text()
 PACKAGES = ["curl", "ca-certificates", "ufw", "unattended-upgrades", "python3"]
-OPEN_PORTS = ["22/tcp", "80/tcp", "443/tcp"]
 SSHD_DROP_IN = (
     "# WOPR: SSH by key only (cloud-init writes the operators' keys).\n"
     "PasswordAuthentication no\n"
@@ -108,13 +107,9 @@ def cloud_config(bootstrap: dict[str, object]) -> dict[str, object]:
             _file("/etc/ssh/sshd_config.d/50-wopr.conf", SSHD_DROP_IN, "0644"),
             _file("/etc/apt/apt.conf.d/20auto-upgrades", AUTO_UPGRADES, "0644"),
         ],
-        "runcmd": [
-            "ufw default deny incoming",
-            "ufw default allow outgoing",
-            *(f"ufw allow {port}" for port in OPEN_PORTS),
-            "ufw --force enable",
-            [FIRST_BOOT_PATH],
-        ],
+        # The firewall is switched on by first-boot itself, after `booted`, so that a failure
+        # there (or of the packages step before) is reported, not silently skipped.
+        "runcmd": [[FIRST_BOOT_PATH]],
     }
     if settings.WOPR_OPERATOR_SSH_KEYS:
         config["ssh_authorized_keys"] = list(settings.WOPR_OPERATOR_SSH_KEYS)

@@ -227,6 +227,49 @@ def test_failed_stops_the_job_and_keeps_the_redacted_tail_of_the_log(waiting, re
     assert job.install_stages.get().stage == "failed"
 
 
+def test_the_jobs_own_token_echoed_in_a_report_is_not_stored(waiting, report):
+    """An installer that logs its bootstrap.json (or `curl -v`) must not leave a usable
+    token in our rows."""
+    beacon, job, token = waiting("st-echo")
+
+    report(beacon, token, {"status": "booted", "message": f"token={token}"})
+    report(beacon, token, {"status": "failed", "message": "x", "log_tail": f"Bearer {token}\n"})
+
+    stored = [*JobEvent.objects.filter(job=job).values_list("message", flat=True)]
+    stored += [*job.install_stages.values_list("message", flat=True)]
+    assert any("[redacted]" in text for text in stored)
+    assert not [text for text in stored if token in text]
+
+
+def test_a_huge_module_count_is_a_400_not_a_database_error(waiting, report):
+    beacon, _job, token = waiting("st-huge")
+    module = beacon.modules[0]
+
+    status, answer = report(
+        beacon, token, {"status": "installing", "module": module, "index": 1, "total": 40000}
+    )
+
+    assert status == 400
+    assert "total" in answer["error"]["fields"]
+
+
+def test_a_complete_heard_before_a_staff_retry_still_counts_for_that_server(
+    waiting, report, django_capture_on_commit_callbacks
+):
+    """A retry clears the flag but keeps the round (the same, installed server): the recorded
+    `complete` ends the wait, instead of a stall 20 minutes later deleting a working server."""
+    beacon, job, token = waiting("st-again")
+    report(beacon, token, {"status": "complete"})
+    Job.objects.filter(pk=job.pk).update(
+        callback_completed_at=None, step="wait_callback", state=JobState.WAITING
+    )
+
+    job = run(job, django_capture_on_commit_callbacks)
+
+    assert job.step != "wait_callback"
+    assert job.state in (JobState.PENDING, JobState.RUNNING, JobState.COMPLETED)
+
+
 # --- the buyer's progress ------------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 import threading
@@ -34,6 +33,7 @@ from provisioning.userdata import (
     bootstrap_user_data,
 )
 from tests.factories import BeaconFactory, OrderFactory
+from tests.installers.helpers import tool
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_BOOT = ROOT / "provisioning" / "first_boot.sh"
@@ -44,16 +44,6 @@ CONTRACT_KEYS = {
     "beacon_id", "job_id", "name", "fqdn", "bundle", "tier", "modules", "limits", "owner",
     "control_plane_url", "callback_url", "callback_token", "installer",
 }  # fmt: skip
-
-
-def tool(name: str) -> str:
-    """The tool's path; CI (CI=true) installs it, so there a missing tool fails the test."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI", "").strip().lower() in {"true", "1"}:
-            pytest.fail(f"{name} is not installed; .ci/run installs it (check tools step)")
-        pytest.skip(f"{name} is not installed (apt-get install {name}; CI installs it)")
-    return path
 
 
 def parsed(user_data: str) -> dict:
@@ -212,14 +202,8 @@ def test_the_machine_is_closed_but_for_web_and_ssh_by_operator_keys(installer_se
     upgrades = written(config, "/etc/apt/apt.conf.d/20auto-upgrades")["content"]
     assert 'APT::Periodic::Unattended-Upgrade "1";' in upgrades
     assert {"ufw", "unattended-upgrades", "curl", "python3"} <= set(config["packages"])
-    commands = [" ".join(c) if isinstance(c, list) else c for c in config["runcmd"]]
-    assert [c for c in commands if c.startswith("ufw allow")] == [
-        "ufw allow 22/tcp",
-        "ufw allow 80/tcp",
-        "ufw allow 443/tcp",
-    ]
-    assert commands.index("ufw default deny incoming") < commands.index("ufw --force enable")
-    assert commands[-1] == FIRST_BOOT_PATH  # after the firewall is up
+    # first-boot switches the firewall on itself (see the run below: 22, 80 and 443 only).
+    assert config["runcmd"] == [[FIRST_BOOT_PATH]]
     script = written(config, FIRST_BOOT_PATH)
     assert (script["permissions"], script["content"]) == ("0700", FIRST_BOOT.read_text())
 
@@ -349,8 +333,28 @@ def control_plane() -> Iterator[ControlPlane]:
         plane.server.server_close()
 
 
+def system_shims(root: Path, *, firewall: str = "active") -> Path:
+    """Stand-ins for the server's ufw (it would change this machine's firewall) and dpkg-query
+    (unattended-upgrades installed); ufw records its arguments in `root`/ufw.calls."""
+    shims = root / "shims"
+    shims.mkdir(exist_ok=True)
+    calls = root / "ufw.calls"
+    (shims / "ufw").write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\n[ "$1" = status ] && echo "Status: {firewall}"\nexit 0\n'
+    )
+    (shims / "dpkg-query").write_text("#!/bin/sh\necho 'install ok installed'\n")
+    for shim in shims.iterdir():
+        shim.chmod(0o755)
+    return shims
+
+
 def run_first_boot(
-    root: Path, plane: ControlPlane, *, no_installer: bool = False, **changes: object
+    root: Path,
+    plane: ControlPlane,
+    *,
+    no_installer: bool = False,
+    firewall: str = "active",
+    **changes: object,
 ) -> subprocess.CompletedProcess:
     """Write bootstrap.json under `root` (standing for /) and run the script as cloud-init would."""
     tool("curl")
@@ -369,7 +373,8 @@ def run_first_boot(
     bootstrap = root / "etc" / "wopr" / "bootstrap.json"
     bootstrap.parent.mkdir(parents=True, exist_ok=True)
     bootstrap.write_text(json.dumps(document))
-    env = {"PATH": os.environ["PATH"], "WOPR_FIRST_BOOT_ROOT": str(root)}
+    shims = system_shims(root, firewall=firewall)
+    env = {"PATH": f"{shims}:{os.environ['PATH']}", "WOPR_FIRST_BOOT_ROOT": str(root)}
     return subprocess.run(
         ["bash", str(FIRST_BOOT)], env=env, capture_output=True, text=True, timeout=120
     )
@@ -380,6 +385,15 @@ def test_first_boot_reports_booted_verifies_and_runs_the_installer_once(tmp_path
 
     assert result.returncode == 0, (tmp_path / "var/log/wopr/install.log").read_text()
     assert control_plane.statuses() == ["booted"]  # the installer reports the rest itself
+    assert (tmp_path / "ufw.calls").read_text().splitlines() == [
+        "default deny incoming",
+        "default allow outgoing",
+        "allow 22/tcp",
+        "allow 80/tcp",
+        "allow 443/tcp",
+        "--force enable",
+        "status",
+    ]
     assert control_plane.callback_auth == {"Bearer tok-secret-1"}
     assert control_plane.downloads[0]["Authorization"] == "Bearer tok-secret-1"
     seen = json.loads((tmp_path / "etc/wopr/seen-by-installer.json").read_text())
@@ -410,6 +424,17 @@ def test_a_wrong_checksum_reports_failed_with_the_log_tail_and_runs_nothing(
     assert len(failed["log_tail"].encode()) <= 4000
     assert not (tmp_path / "opt/wopr/installer").exists()
     assert not (tmp_path / "var/lib/wopr/first-boot.done").exists()
+
+
+def test_a_firewall_that_does_not_come_up_reports_failed_and_installs_nothing(
+    tmp_path, control_plane
+):
+    result = run_first_boot(tmp_path, control_plane, firewall="inactive")
+
+    assert result.returncode == 1
+    assert control_plane.statuses() == ["booted", "failed"]
+    assert control_plane.callbacks[-1]["message"] == "the firewall is not active"
+    assert control_plane.downloads == []
 
 
 def test_a_release_url_gets_no_token(tmp_path, control_plane):

@@ -227,3 +227,39 @@ def test_a_failed_snapshot_job_retried_by_staff_takes_the_days_snapshot(buy, run
     assert job.state == "completed"
     assert snapshot.status == "available" and snapshot.job_id == job.pk
     assert len(live_fake_snapshots(beacon)) == 1
+
+
+def test_a_job_failing_while_pruning_keeps_todays_good_snapshot(buy, run, clock):
+    """The day's copy is taken before older ones are pruned: a prune the provider refuses
+    fails the job for staff, but today's snapshot stays available (and restorable)."""
+    beacon = buy("prune1", tier="t1")
+    run(backups_daily)
+    clock.advance(days=8)
+    fault_inject("provider.snapshot_delete", "permanent", message="refused")
+
+    run(backups_daily)  # takes today's, then fails pruning last week's
+
+    job = Job.objects.filter(beacon=beacon, kind="snapshot").order_by("-created_at").first()
+    today = BackupSnapshot.objects.get(job=job)
+    assert job.state == "failed"
+    assert today.status == "available"
+    assert beacon.order.__class__.objects.get(pk=beacon.order_id).needs_attention
+
+
+def test_pruning_deletes_an_image_whose_id_was_never_learnt(buy, run, clock):
+    """At DigitalOcean a job that failed before the image was named leaves it without our
+    id: pruning finds it by name, so it does not cost money for ever."""
+    beacon = buy("prune2", tier="t1")
+    fault_inject("provider.snapshot", "lost_response")  # made at the provider, answer lost
+    fault_inject("provider.snapshot", "permanent", message="refused")  # and the retry refused
+    run(backups_daily)
+    row = BackupSnapshot.objects.get(beacon=beacon)
+    BackupSnapshot.objects.filter(pk=row.pk).update(provider_snapshot_id="", status="failed")
+    assert len(live_fake_snapshots(beacon)) == 1
+
+    clock.advance(days=8)
+    run(lambda: services.snapshots_prune(beacon_id=beacon.pk))
+
+    assert live_fake_snapshots(beacon) == []
+    row.refresh_from_db()
+    assert row.status == "deleted"

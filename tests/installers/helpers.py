@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
+import shutil
 import tarfile
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,3 +34,13 @@ def make_tarball(members: dict[str, tuple[bytes, int]]) -> bytes:
             info.size, info.mode = len(data), mode
             archive.addfile(info, io.BytesIO(data))
     return raw.getvalue()
+
+
+def tool(name: str) -> str:
+    """The tool's path; CI (CI=true) installs it, so there a missing tool fails the test."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI", "").strip().lower() in {"true", "1"}:
+            pytest.fail(f"{name} is not installed; .ci/run installs it (check tools step)")
+        pytest.skip(f"{name} is not installed (apt-get install {name}; CI installs it)")
+    return path

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.installers.helpers import ROOT
+from tests.installers.helpers import ROOT, tool
 
 INSTALL = ROOT / "installer" / "reference" / "install"
 TOKEN = "job-token-" + "s3cr3t" * 8
@@ -254,9 +254,7 @@ def test_no_bootstrap_file_fails(beacon_dirs):
 
 
 def test_the_installer_passes_shellcheck():
-    shellcheck = shutil.which("shellcheck")
-    if not shellcheck:
-        pytest.skip("shellcheck is not installed (.ci/run installs it)")
+    shellcheck = tool("shellcheck")
 
     result = subprocess.run(
         [shellcheck, "--severity=style", str(INSTALL)], capture_output=True, text=True, timeout=60

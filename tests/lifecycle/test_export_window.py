@@ -168,6 +168,31 @@ def test_the_window_is_cut_at_the_deletion_date_and_the_server_is_off_before_del
     assert deletion_date(bought.beacon) == deletion
 
 
+def test_a_server_that_will_not_power_off_does_not_hold_up_its_deletion_for_ever(
+    cancelled, click, clock, sweep, settings, monkeypatch
+):
+    settings.EXPORT_WINDOW_HOURS = 24 * 30
+    bought = cancelled("exp9")
+    click(bought.beacon)
+    clock.advance(seconds=POLL.total_seconds())
+    sweep()
+    assert powered_on(bought.beacon)
+    monkeypatch.setattr(FakeCloud, "power_off", lambda self, server_id: "ignored")
+
+    clock.advance(days=7, minutes=1)
+    sweep()
+    server = FakeServer.objects.get(pk=bought.beacon.provider_server_id)
+    assert not server.deleted  # still asked to go off, for a while
+    clock.advance(minutes=11)
+    sweep()
+    clock.advance(seconds=POLL.total_seconds())
+    sweep()
+
+    server.refresh_from_db()
+    assert server.deleted
+    assert decommission(bought.beacon).state == JobState.COMPLETED
+
+
 def test_the_confirmation_page_says_what_happens_and_does_nothing(cancelled, click):
     bought = cancelled("exp3")
     deletion = deletion_date(bought.beacon)
