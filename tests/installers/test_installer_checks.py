@@ -94,6 +94,17 @@ def test_a_broken_environment_pair_is_an_error_that_shows_no_value(
     assert "not-a-hash-secret" not in problems[0].msg
 
 
+def test_an_installer_version_no_first_boot_would_accept_stops_the_start(production):
+    production.WOPR_INSTALLER_URL = "https://releases.example.com/i.tar.gz"
+    production.WOPR_INSTALLER_SHA256 = "a" * 64
+    production.WOPR_INSTALLER_VERSION = "1.0 beta"
+
+    problems = check_installer_configured()
+
+    assert ids(problems) == ["installers.E003"]
+    assert "WOPR_INSTALLER_VERSION" in problems[0].msg
+
+
 def test_with_debug_on_nothing_is_required_and_nothing_is_queried(settings):
     settings.DEBUG = True
 
