@@ -343,6 +343,9 @@ def install_stalled(job: Job, beacon: Beacon, silent: str) -> Back | GiveUp:
     ):
         deleted = job_servers_delete(job, beacon)
         Beacon.objects.filter(pk=beacon.pk).update(provider_server_id="", ipv4=None, ipv6="")
+        # A new token for the fresh server: a late report of the stalled one is refused (403)
+        # instead of counting for the new server's round.
+        Job.objects.filter(pk=job.pk).update(callback_token_salt="", callback_token_hash="")
         return Back(
             "create_server",
             f"{reason}; deleted {', '.join(deleted) or 'no server'}, trying a fresh server",

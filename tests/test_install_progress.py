@@ -402,6 +402,7 @@ def test_no_booted_report_in_time_retries_on_a_fresh_server(
 ):
     job = stalled("tl-boot")
     first = FakeServer.objects.get(deleted=False)
+    old_token = job_callback_token(job)  # in the stalled server's user data
 
     clock.advance(seconds=599)
     job = run(job, django_capture_on_commit_callbacks)
@@ -423,8 +424,11 @@ def test_no_booted_report_in_time_retries_on_a_fresh_server(
         job=job, message__startswith="install stalled: no `booted` report within 600s"
     ).exists()
     assert mail.outbox == []  # the buyer watches the restart on the order page
-    # The new server's reports count afresh, and the buyer sees the round.
+    # The stalled server's token no longer works (a late report of it counts for nothing);
+    # the new server's reports count afresh, and the buyer sees the round.
     token = job_callback_token(job)
+    assert token != old_token
+    assert report(beacon, old_token, {"status": "complete"})[0] == 403
     assert report(beacon, token, {"status": "booted"}) == (
         202,
         {"accepted": True, "duplicate": False},
