@@ -277,7 +277,9 @@ def test_two_webs_and_two_workers_provision_each_purchase_exactly_once(cluster):
             client.close()
     # "<step> done" events: the job's creation and the Beacon's reports are other events.
     done = list(
-        JobEvent.objects.filter(state__in=["pending", "completed"], level="info")
+        JobEvent.objects.filter(
+            job__kind="provision", state__in=["pending", "completed"], level="info"
+        )
         .exclude(message__startswith="Beacon:")
         .exclude(message="provision job created")
         .order_by("job_id", "at", "id")
