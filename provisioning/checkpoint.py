@@ -14,7 +14,7 @@ from typing import Any
 
 FAILURE = "failure"  # {step, message, final_state, count}: why compensation runs
 PLACEMENTS_TRIED = "placements_tried"  # ["provider/location", ...] refused for lack of capacity
-RETRY = "retry"  # {by, attention_reason}: a staff retry and the flag it may clear
+RETRY = "retry"  # {by, attention_reason, at}: a staff retry and the flag it may clear
 SCHEDULE = "schedule"  # {decommission_at, announced}: the decommission's deletion date
 CAUSE = "cause"  # why a suspend job runs: payment, staff, kept
 BUDGET_WAITS = "budget_waits"  # waits of the current step for a vendor's shared rate budget
@@ -93,6 +93,13 @@ class Checkpoint:
     def providers_tried(self) -> set[str]:
         """Provider names of every placement tried."""
         return {entry.split("/")[0] for entry in self.placements_tried}
+
+    @property
+    def retry_tag(self) -> str:
+        """Empty before any staff retry, else ":retry-<when>": keeps the once-only e-mails of
+        one run of a job apart from those of the next."""
+        at = self.data.get(RETRY, {}).get("at", "")
+        return f":retry-{at}" if at else ""
 
     @property
     def retry_attention_reason(self) -> str:

@@ -599,7 +599,11 @@ def job_retry(*, job: Job, requested_by: object = None) -> bool:
         .values_list("attention_reason", flat=True)
         .first()
     )
-    retry = {"by": str(requested_by or "staff"), "attention_reason": flagged or ""}
+    retry = {
+        "by": str(requested_by or "staff"),
+        "attention_reason": flagged or "",
+        "at": timezone.now().isoformat(),
+    }
     kept = Checkpoint(job.checkpoint).kept_on_retry(retry=retry)
     try:
         return _retry(job, timezone.now(), kept, requested_by)

@@ -352,7 +352,7 @@ def install_stalled(job: Job, beacon: Beacon, silent: str) -> Back | GiveUp:
             remember=checkpoint.next_install_round(),
         )
     email_send_once(
-        key=f"install_delayed:{job.pk}:{checkpoint.install_round}",
+        key=f"install_delayed:{job.pk}:{checkpoint.install_round}{checkpoint.retry_tag}",
         template="install_delayed",
         to=beacon.order.email,
         context={"beacon": beacon, "order": beacon.order},
@@ -498,8 +498,9 @@ def provision_gave_up(job: Job, message: str) -> None:
     Order.objects.filter(pk=beacon.order_id).update(
         needs_attention=True, attention_reason=f"provisioning stopped: {message}"[:1000]
     )
-    count = Checkpoint(job.checkpoint).failure_count
-    _operators_email(job, beacon, message, key=f"provisioning_gave_up:{job.pk}:{count}")
+    checkpoint = Checkpoint(job.checkpoint)
+    key = f"provisioning_gave_up:{job.pk}:{checkpoint.failure_count}{checkpoint.retry_tag}"
+    _operators_email(job, beacon, message, key=key)
 
 
 def _failure_emails(job: Job, beacon: Beacon, failure: dict) -> None:

@@ -526,6 +526,29 @@ def test_a_staff_retry_after_a_stall_adopts_the_kept_server(
     assert job.state == "completed"
 
 
+def test_a_second_stall_after_a_staff_retry_tells_everyone_again(
+    stalled, clock, settings, django_capture_on_commit_callbacks
+):
+    from provisioning.jobs import job_retry
+
+    settings.INSTALL_TIMEOUT_ACTION = "staff"
+    job = stalled("tl-twice-staff")
+    clock.advance(seconds=601)
+    job = run(job, django_capture_on_commit_callbacks)
+    assert len(mail.outbox) == 2  # operators and customer
+    with django_capture_on_commit_callbacks(execute=True):
+        assert job_retry(job=job)
+    job.refresh_from_db()
+
+    clock.advance(seconds=1201)
+    job = run(job, django_capture_on_commit_callbacks)
+
+    assert job.state == "failed"
+    assert sorted(message.to[0] for message in mail.outbox[2:]) == sorted(
+        ["ops@localhost", Beacon.objects.get(pk=job.beacon_id).order.email]
+    )
+
+
 def test_an_unknown_timeout_action_stops_the_start(settings):
     from wopr.checks import check_install_timeout_action
 
