@@ -299,6 +299,7 @@ def step_announce(job: Job) -> Done | Wait:
         key,
         decommission_at=_announced_at(job, key),
         grace_days=settings.DECOMMISSION_GRACE_DAYS,
+        export_window_hours=settings.EXPORT_WINDOW_HOURS,
     )
 
 

@@ -327,6 +327,7 @@ def test_the_changelist_shows_and_filters_beacons_in_an_export_window(
 
 def test_the_cancellation_email_offers_a_power_on_for_export(buy, deliver, clock, settings):
     settings.SUPPORT_EMAIL = "help@wopr.test"
+    settings.EXPORT_WINDOW_HOURS = 36
     bought = buy("exp12")
     mail.outbox.clear()
     now = clock.stamp()
@@ -342,7 +343,7 @@ def test_the_cancellation_email_offers_a_power_on_for_export(buy, deliver, clock
     )
 
     (message,) = mail.outbox
-    offer = "we can power the server on for a limited time so you can export it"
+    offer = "we can power the server on for 36 hours (never past that date) so you can export it"
     assert offer in message.body
     assert "reply to this e-mail or write to help@wopr.test" in message.body
     assert offer in message.alternatives[0][0]
