@@ -31,10 +31,14 @@ from integrations.errors import ProviderError
 from provisioning.checkpoint import Checkpoint
 from provisioning.jobs import Done, StepFunction, Wait, Workflow
 from provisioning.models import Beacon, BeaconStatus, Job
-from provisioning.provision import server_labels, size_number
+from provisioning.provision import (
+    SERVER_READY_DEADLINE,
+    boot_poll_time,
+    server_labels,
+    size_number,
+)
 from provisioning.vendors import get_dns_backend, get_provider
 
-SERVER_READY_DEADLINE = timedelta(minutes=15)
 # A snapshot of a large disk takes minutes to an hour: look after half the time it has taken
 # so far, between JOB_POLL_MIN_SECONDS and this (few requests from the shared rate budget).
 SNAPSHOT_POLL_MAX_SECONDS = 60.0
@@ -234,8 +238,7 @@ def step_restore_wait_running(job: Job) -> Done | Wait:
     started = Checkpoint(job.checkpoint).finished_at("create_server")
     if timezone.now() - started > SERVER_READY_DEADLINE:
         raise ProviderError("restored server not running after 15 minutes", transient=False)
-    waited = (timezone.now() - started).total_seconds()
-    return Wait(timezone.now() + _poll_at(waited), f"waiting for the server ({server.status})")
+    return Wait(boot_poll_time(job), f"waiting for the server ({server.status})")
 
 
 def step_restore_point(job: Job) -> Done:

@@ -274,7 +274,7 @@ def step_wait_server_running(job: Job) -> Done | Wait:
         return Done({"ipv4": server.ipv4, "ipv6": server.ipv6}, "server is running")
     if timezone.now() - _finished_at(job, "create_server") > SERVER_READY_DEADLINE:
         raise ProviderError("server not running 15 minutes after creation", transient=False)
-    return Wait(_boot_poll_time(job), f"waiting for the server to boot ({server.status})")
+    return Wait(boot_poll_time(job), f"waiting for the server to boot ({server.status})")
 
 
 def step_dns(job: Job) -> Done:
@@ -364,12 +364,7 @@ def install_stalled(job: Job, beacon: Beacon, silent: str) -> Back | GiveUp:
 
 def job_servers_delete(job: Job, beacon: Beacon) -> list[str]:
     """Delete the servers labelled with this job at the Beacon's provider; `kind/id` of each."""
-    provider = get_provider(beacon.provider.kind)
-    deleted = []
-    for server in provider.find_servers({"wopr-job": str(job.pk)}):
-        provider.delete_server(server.id)
-        deleted.append(f"{beacon.provider.kind}/{server.id}")
-    return deleted
+    return servers_delete({beacon.provider.kind}, {"wopr-job": str(job.pk)})
 
 
 def fake_beacon_stages(beacon: Beacon) -> list[StageReport]:
@@ -482,10 +477,15 @@ def labelled_servers_delete(beacon: Beacon, kinds: set[str]) -> list[str]:
     one); returns `kind/id` of each."""
     if beacon.provider is not None:
         kinds = kinds | {beacon.provider.kind}
+    return servers_delete(kinds, {"wopr-beacon": str(beacon.pk)})
+
+
+def servers_delete(kinds: set[str], labels: dict[str, str]) -> list[str]:
+    """Delete every server carrying `labels` at each provider kind; `kind/id` of each."""
     deleted = []
     for kind in sorted(kinds):
         provider = get_provider(kind)
-        for server in provider.find_servers({"wopr-beacon": str(beacon.pk)}):
+        for server in provider.find_servers(labels):
             provider.delete_server(server.id)
             deleted.append(f"{kind}/{server.id}")
     return deleted
@@ -546,7 +546,7 @@ def _poll_time() -> datetime:
     return timezone.now() + timedelta(seconds=settings.JOB_POLL_SECONDS)
 
 
-def _boot_poll_time(job: Job) -> datetime:
+def boot_poll_time(job: Job) -> datetime:
     """The next look at a booting server: after half the time it has already taken, at least
     JOB_POLL_MIN_SECONDS and at most JOB_POLL_SECONDS. A server that boots in 2 s is seen
     running within about a second of it; one that takes a minute costs a handful more GETs
