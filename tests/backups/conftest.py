@@ -3,39 +3,16 @@ bought Beacon on the fake cloud, and one worker cycle (the job sweep) that runs 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from billing.simulation import checkout_completed_event, encode, sign
 from provisioning.models import Beacon
 from provisioning.tasks import jobs_sweep
+from tests.clock import clock_fixture  # noqa: F401  (the `clock` fixture, shared)
 
 SECRET = "whsec_test_secret"
-
-
-class Clock:
-    """A wall clock the test moves forward (the job engine, the fakes and models read it)."""
-
-    def __init__(self, real_now: Any) -> None:
-        self._real_now = real_now
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return self._real_now() + self.offset
-
-    def advance(self, **delta: float) -> datetime:
-        self.offset += timedelta(**delta)
-        return self.now()
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    moved = Clock(timezone.now)
-    monkeypatch.setattr(timezone, "now", moved.now)
-    return moved
 
 
 @pytest.fixture

@@ -9,45 +9,18 @@ event's own `created` follows the moved clock, as Stripe's would.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from billing.models import Order
 from billing.simulation import checkout_completed_event, encode, sign
 from provisioning.models import Beacon
 from provisioning.tasks import jobs_sweep
+from tests.clock import clock_fixture  # noqa: F401  (the `clock` fixture, shared)
 
 SECRET = "whsec_test_secret"
 URL = "/api/webhook/stripe"
-
-
-class Clock:
-    """A wall clock the test can move forward."""
-
-    def __init__(self, real_now: Any) -> None:
-        self._real_now = real_now
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return self._real_now() + self.offset
-
-    def advance(self, **delta: float) -> datetime:
-        self.offset += timedelta(**delta)
-        return self.now()
-
-    def stamp(self, seconds: int = 0) -> int:
-        """A Stripe timestamp `seconds` after now."""
-        return int(self.now().timestamp()) + seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    moved = Clock(timezone.now)
-    monkeypatch.setattr(timezone, "now", moved.now)
-    return moved
 
 
 @pytest.fixture

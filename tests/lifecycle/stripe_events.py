@@ -51,6 +51,17 @@ def subscription_event(
     return envelope(event_type, subscription, created)
 
 
+def subscription_deleted_event(subscription_id: str, *, at: int) -> dict[str, Any]:
+    """customer.subscription.deleted: the subscription ended at `at` (a Stripe timestamp)."""
+    return subscription_event(
+        subscription_id,
+        status="canceled",
+        created=at,
+        ended_at=at,
+        event_type="customer.subscription.deleted",
+    )
+
+
 def invoice_event(
     invoice_id: str,
     *,

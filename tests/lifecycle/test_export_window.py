@@ -15,7 +15,7 @@ from integrations.clouds.fake import FakeCloud
 from provisioning.checkpoint import Checkpoint
 from provisioning.models import Beacon, FakeServer, Job, JobEvent, JobState
 from provisioning.services import beacon_export_window_open
-from tests.lifecycle.stripe_events import subscription_event
+from tests.lifecycle.stripe_events import subscription_deleted_event, subscription_event
 
 pytestmark = pytest.mark.django_db
 
@@ -61,15 +61,7 @@ def cancelled(buy, deliver, clock):
     def _cancelled(name: str):
         bought = buy(name)
         now = clock.stamp()
-        deliver(
-            subscription_event(
-                bought.subscription_id,
-                status="canceled",
-                created=now,
-                ended_at=now,
-                event_type="customer.subscription.deleted",
-            )
-        )
+        deliver(subscription_deleted_event(bought.subscription_id, at=now))
         job = Job.objects.get(beacon=bought.beacon, kind="decommission")
         assert (job.state, job.step) == ("waiting", "wait_grace")
         assert not powered_on(bought.beacon)
@@ -332,15 +324,7 @@ def test_the_cancellation_email_offers_a_power_on_for_export(buy, deliver, clock
     mail.outbox.clear()
     now = clock.stamp()
 
-    deliver(
-        subscription_event(
-            bought.subscription_id,
-            status="canceled",
-            created=now,
-            ended_at=now,
-            event_type="customer.subscription.deleted",
-        )
-    )
+    deliver(subscription_deleted_event(bought.subscription_id, at=now))
 
     (message,) = mail.outbox
     offer = "we can power the server on for 36 hours (never past that date) so you can export it"
@@ -368,15 +352,7 @@ def test_a_window_of_a_cancelled_decommission_does_not_power_on_the_next_one(
 
     clock.advance(hours=1)
     now = clock.stamp()
-    deliver(
-        subscription_event(
-            "sub_again_exp13",
-            status="canceled",
-            created=now,
-            ended_at=now,
-            event_type="customer.subscription.deleted",
-        )
-    )
+    deliver(subscription_deleted_event("sub_again_exp13", at=now))
     clock.advance(seconds=POLL.total_seconds())
     sweep()
 

@@ -12,7 +12,7 @@ import pytest
 from integrations.clouds.base import ServerSpec
 from integrations.clouds.hetzner import HetznerProvider
 from integrations.http import transport_for
-from tests.vendor_spec import mock_server, needs_shared
+from tests.vendor_spec import Recording, mock_server, needs_shared
 
 pytestmark = needs_shared
 
@@ -23,20 +23,6 @@ PRISM = "http://127.0.0.1:4010"  # Prism ignores the spec's /v1 base path
 def prism_hetzner() -> str:
     """Prism's base URL, starting the shared mocks once if nothing answers there."""
     return mock_server(PRISM)
-
-
-class Recording(httpx.BaseTransport):
-    """The real network transport, remembering every answer."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        response.read()
-        self.exchanges.append((request, response))
-        return response
 
 
 @pytest.fixture

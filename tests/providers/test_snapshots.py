@@ -30,6 +30,7 @@ from tests import vendor_spec
 from tests.vendor_spec import (
     SHARED,
     TRIMMED,
+    Recording,
     assert_conforms,
     mock_server,
     needs_shared,
@@ -593,20 +594,6 @@ def test_digitalocean_restores_a_droplet_from_a_snapshot_id_sent_as_a_number(do,
 
 
 # --- the Prism mocks of the vendors' own specs (not stateful: only "accepted and parsed") -------
-class Recording(httpx.BaseTransport):
-    """Real HTTP to a Prism mock, remembering every exchange."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        response.read()
-        self.exchanges.append((request, response))
-        return response
-
-
 def prism_accepted(recording: Recording) -> list[str]:
     """The calls made, each asserted 2xx and free of Prism's spec-violation warnings."""
     calls = []
