@@ -143,10 +143,15 @@ def _stages_insert_all(job: Job, round_: int, fresh: list[StageReport]) -> set[s
         with transaction.atomic():
             _stages_insert(job, round_, fresh)
         return {report.stage for report in fresh}
-    except IntegrityError:  # a repeat, or some were recorded before: one at a time
+    except IntegrityError:  # a repeat, or some were recorded before: the others one at a time
         if len(fresh) == 1:
             return set()
-        return {report.stage for report in fresh if _stages_insert_one(job, round_, report)}
+        recorded = set(job.install_stages.filter(round=round_).values_list("stage", flat=True))
+        return {
+            report.stage
+            for report in fresh
+            if report.stage not in recorded and _stages_insert_one(job, round_, report)
+        }
 
 
 def _stages_insert(job: Job, round_: int, reports: Sequence[StageReport]) -> None:
