@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Lower
@@ -125,6 +126,10 @@ class Customer(models.Model):
     )
     stripe_test_customer_id = models.CharField(max_length=255, blank=True)
     stripe_live_customer_id = models.CharField(max_length=255, blank=True)
+    # The customer's user in Authentik (its numeric pk; blank until accounts made one).
+    authentik_user_pk = models.CharField(max_length=64, blank=True)
+    # The `sub` of the customer's sign-in tokens, learnt at the first self-service request.
+    oidc_subject = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -143,6 +148,11 @@ class Customer(models.Model):
                 fields=["stripe_live_customer_id"],
                 condition=~models.Q(stripe_live_customer_id=""),
                 name="customer_unique_stripe_live_id",
+            ),
+            models.UniqueConstraint(
+                fields=["oidc_subject"],
+                condition=~models.Q(oidc_subject=""),
+                name="customer_unique_oidc_subject",
             ),
         ]
         indexes = [models.Index(Lower("email"), name="customer_email_ci")]
@@ -226,6 +236,13 @@ class Order(models.Model):
     subscription_status_at = models.DateTimeField(null=True, blank=True)
     subscription_period_end = models.DateTimeField(null=True, blank=True)
     subscription_ended_at = models.DateTimeField(null=True, blank=True)
+    # Stripe's `cancel_at_period_end`: the customer cancelled, the Beacon runs to the period end.
+    subscription_cancel_at_period_end = models.BooleanField(default=False)
+    # A tier change the customer asked for, until Stripe says it is paid (then `tier` moves).
+    tier_change_to = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    tier_change_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -271,3 +288,59 @@ class PaymentFailure(models.Model):
 
     def __str__(self) -> str:
         return self.stripe_invoice_id
+
+
+class RemedyPolicy(models.TextChoices):
+    """FAILED_ORDER_POLICY: what makes the money right when a paid order gets no Beacon."""
+
+    REFUND = "refund", "Refund and cancel automatically"
+    STAFF = "staff", "Queue for a staff click"
+
+
+class RemedyState(models.TextChoices):
+    QUEUED = "queued", "Waiting for staff"
+    REFUNDING = "refunding", "Refund and cancellation under way"
+    DONE = "done", "Refunded and cancelled"
+    FAILED = "failed", "Stripe refused (staff must act)"
+
+
+class OrderRemedy(models.Model):
+    """The money side of a paid order whose provisioning failed for good: at most one per
+    order (the unique order is the claim), so retries never refund or cancel twice."""
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="remedy")
+    policy = models.CharField(max_length=8, choices=RemedyPolicy.choices)
+    state = models.CharField(max_length=10, choices=RemedyState.choices)
+    reason = models.TextField(blank=True)
+    stripe_invoice_id = models.CharField(max_length=255, blank=True)
+    stripe_refund_id = models.CharField(max_length=255, blank=True)
+    amount_cents = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="usd")
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    subscription_cancelled_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return f"remedy of {self.order_id} ({self.state})"
+
+
+class StripeEventCursor(models.Model):
+    """Per Stripe mode, the newest event reconcile has seen in Stripe's events list: the next
+    run asks only for events after it (Stripe keeps 30 days)."""
+
+    mode = models.CharField(max_length=4, choices=StripeMode.choices, unique=True)
+    last_event_id = models.CharField(max_length=255, blank=True)
+    last_event_created = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.mode}: {self.last_event_id or 'none'}"

@@ -130,6 +130,7 @@ class JobKind(models.TextChoices):
     DECOMMISSION = "decommission", "Decommission"
     SNAPSHOT = "snapshot", "Snapshot"
     RESTORE = "restore", "Restore from snapshot"
+    RESIZE = "resize", "Resize to the paid tier"
 
 
 class JobState(models.TextChoices):
@@ -225,6 +226,10 @@ class FindingKind(models.TextChoices):
     ORPHAN_DNS = "orphan_dns", "Orphan DNS record"
     ZOMBIE = "zombie", "Zombie subscription"
     DRIFT = "drift", "Drift"
+    LOST_SERVER = "lost_server", "Server lost at the provider"
+    MISSING_DNS = "missing_dns", "DNS record missing"
+    UNMATCHED_SUBSCRIPTION = "unmatched_subscription", "Stripe subscription without an order"
+    MISSED_EVENT = "missed_event", "Stripe event no webhook delivered"
     ERROR = "error", "Could not check"
 
 

@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "documents",
     "operations",
     "installers",
+    # Customers' Authentik accounts (issue 13).
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +152,17 @@ WOPR_INSTALLER_SHA256 = env.str("WOPR_INSTALLER_SHA256", default="")
 WOPR_INSTALLER_VERSION = env.str("WOPR_INSTALLER_VERSION", default="env")
 AUTHENTIK_URL = env.str("AUTHENTIK_URL", default="")
 AUTHENTIK_API_TOKEN = env.str("AUTHENTIK_API_TOKEN", default="")
+# --- issue 13: customers and money -------------------------------------------------------------
+# OpenID Connect (Authentik's provider for WOPR): staff sign-in and customers' bearer tokens.
+# Blank OIDC_ISSUER: no single sign-on (local staff passwords only) and no self-service API.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+# The audience customers' access tokens must carry (blank: the client id).
+OIDC_API_AUDIENCE = env.str("OIDC_API_AUDIENCE", default="")
+# What a paid order whose provisioning failed for good gets: "staff" (queued for one click) or
+# "refund" (the paid invoice refunded and the subscription cancelled at once).
+FAILED_ORDER_POLICY = env.str("FAILED_ORDER_POLICY", default="staff")
 
 # The fake cloud: how long a fake server takes to boot and a fake Beacon to report `complete`
 # (its earlier stages spread evenly before that).
