@@ -302,6 +302,7 @@ class RemedyState(models.TextChoices):
     REFUNDING = "refunding", "Refund and cancellation under way"
     DONE = "done", "Refunded and cancelled"
     FAILED = "failed", "Stripe refused (staff must act)"
+    WITHDRAWN = "withdrawn", "Withdrawn (the Beacon was made after all)"
 
 
 class OrderRemedy(models.Model):

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('policy', models.CharField(choices=[('refund', 'Refund and cancel automatically'), ('staff', 'Queue for a staff click')], max_length=8)),
-                ('state', models.CharField(choices=[('queued', 'Waiting for staff'), ('refunding', 'Refund and cancellation under way'), ('done', 'Refunded and cancelled'), ('failed', 'Stripe refused (staff must act)')], max_length=10)),
+                ('state', models.CharField(choices=[('queued', 'Waiting for staff'), ('refunding', 'Refund and cancellation under way'), ('done', 'Refunded and cancelled'), ('failed', 'Stripe refused (staff must act)'), ('withdrawn', 'Withdrawn (the Beacon was made after all)')], max_length=10)),
                 ('reason', models.TextField(blank=True)),
                 ('stripe_invoice_id', models.CharField(blank=True, max_length=255)),
                 ('stripe_refund_id', models.CharField(blank=True, max_length=255)),
