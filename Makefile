@@ -30,7 +30,15 @@ $(STAMP): pyproject.toml
 run: venv
 	scripts/dev-run.sh
 
-test: venv
+# The test OIDC provider (tests/oidc: npm's oidc-provider) for the single sign-on and
+# self-service tests; reinstalled only when its lock file changed.
+OIDC_STAMP := tests/oidc/node_modules/.installed
+
+$(OIDC_STAMP): tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
+	@touch $(OIDC_STAMP)
+
+test: venv $(OIDC_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -16,7 +16,18 @@ from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from billing.models import Bundle, CatalogVersion, Customer, Order, PaymentFailure, Price, Tier
+from billing.models import (
+    Bundle,
+    CatalogVersion,
+    Customer,
+    Order,
+    OrderRemedy,
+    PaymentFailure,
+    Price,
+    StripeEventCursor,
+    Tier,
+)
+from billing.remedy_admin import OrderRemedyAdmin
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
 
 
@@ -263,3 +274,14 @@ class CatalogVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     staff can see the public catalogue was rebuilt after an edit; nobody sets it by hand."""
 
     list_display = ("stamp",)
+
+
+@admin.register(StripeEventCursor)
+class StripeEventCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Per Stripe mode, the newest event reconcile has read from Stripe's events list (moved by
+    reconcile only): shown so staff can see how far missed webhooks have been looked for."""
+
+    list_display = ("mode", "last_event_id", "last_event_created", "checked_at")
+
+
+admin.site.register(OrderRemedy, OrderRemedyAdmin)

@@ -179,18 +179,35 @@ def _orders_holding(name: str) -> QuerySet[Order]:
     )
 
 
-def beacon_name_reason(name: str, *, order_id: uuid.UUID | None = None) -> str | None:
-    """'invalid', 'reserved', 'taken' (a Beacon has it or a pending Order holds it) or None.
+def beacon_name_reason(
+    name: str, *, order_id: uuid.UUID | None = None, email: str = "", bundle: str = ""
+) -> str | None:
+    """'invalid', 'reserved', 'taken' (a Beacon has it or a pending Order holds it), 'held'
+    or None.
 
-    `order_id`: the Order being repeated, whose own hold does not count.
+    `order_id`: the Order being repeated, whose own hold does not count. `email` and `bundle`
+    (a checkout's): a Beacon in its cancellation grace period does not hold its name against
+    the same e-mail address and bundle, whose payment takes it back (provisioning.takeback);
+    'held' when only the bundle differs. Anyone else is told 'taken', nothing more.
     """
     problem = beacon_name_problem(name)
+    if problem == "taken" and email:
+        problem = _take_back_reason(name, email, bundle)
     if problem:
         return problem
     holders = _orders_holding(name)
     if order_id is not None:
         holders = holders.exclude(pk=order_id)
     return "taken" if holders.exists() else None
+
+
+def _take_back_reason(name: str, email: str, bundle: str) -> str:
+    from provisioning.takeback import OTHER_BUNDLE, beacon_take_back_name_problem
+
+    problem = beacon_take_back_name_problem(name=name, email=email, bundle_slug=bundle)
+    if not problem:
+        return ""
+    return "held" if problem == OTHER_BUNDLE else "taken"
 
 
 # --- checkout --------------------------------------------------------------------------------

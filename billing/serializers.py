@@ -93,9 +93,18 @@ NAME_MESSAGES = {
     "letter or digit.",
     "reserved": "This name is reserved.",
     "taken": "This name is taken.",
+    "held": "This name is your Beacon's, in its grace period after cancellation: choose the "
+    "same bundle to take it back.",
 }
 
 # --- checkout --------------------------------------------------------------------------------
+
+
+def _initial_text(data: Any, key: str) -> str:
+    try:
+        return str(data.get(key) or "")
+    except AttributeError:
+        return ""
 
 
 def _uuid_or_none(data: Any) -> uuid.UUID | None:
@@ -160,7 +169,12 @@ class CheckoutInputSerializer(serializers.Serializer):
         return value
 
     def validate_beacon_name(self, value: str) -> str:
-        reason = beacon_name_reason(value, order_id=_uuid_or_none(self.initial_data))
+        reason = beacon_name_reason(
+            value,
+            order_id=_uuid_or_none(self.initial_data),
+            email=_initial_text(self.initial_data, "email"),
+            bundle=_initial_text(self.initial_data, "bundle"),
+        )
         if reason:
             raise serializers.ValidationError(NAME_MESSAGES[reason])
         return value

@@ -29,6 +29,7 @@ from billing.validation import (
 )
 from provisioning.models import Beacon
 from provisioning.services import beacon_create_for_order
+from provisioning.takeback import beacon_take_back, beacon_take_back_problem
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def customer_id_for_stripe_customer(
     sql = (
         f"INSERT INTO {quote(Customer._meta.db_table)} "  # noqa: S608
         f"({quote('email')}, {quote('name')}, {quote(column)}, {quote(other)}, "
-        f"{quote('created_at')}) VALUES (%s, %s, %s, %s, %s) "
+        f"{quote('authentik_user_pk')}, {quote('oidc_subject')}, "
+        f"{quote('created_at')}) VALUES (%s, %s, %s, %s, '', '', %s) "
         # The index's own predicate (customer_unique_stripe_<mode>_id), so both databases match it.
         f"ON CONFLICT ({quote(column)}) WHERE NOT ({quote(column)} = '') "
         f"DO UPDATE SET {quote(column)} = EXCLUDED.{quote(column)} RETURNING {quote('id')}"
@@ -123,7 +125,31 @@ def beacon_name_problem(name: str, *, order: Order | None = None) -> str:
     taken = Beacon.objects.filter(name=name)
     if order is not None:
         taken = taken.exclude(order=order)
-    return "taken" if taken.exists() else ""
+    if not taken.exists():
+        return ""
+    return "" if order is not None and _can_take_back(order) else "taken"
+
+
+def _can_take_back(order: Order) -> bool:
+    """Whether the paid `order` may take back the Beacon holding its name: the same customer's,
+    in its cancellation grace period (provisioning.takeback)."""
+    beacon = Beacon.objects.select_related("order", "owner").filter(name=order.beacon_name).first()
+    return beacon is not None and not beacon_take_back_problem(
+        beacon=beacon, email=order.email, bundle_id=order.bundle_id, customer_id=order.customer_id
+    )
+
+
+def _beacon_for_paid_order(order: Order, *, take_back: bool, **create: bool) -> None:
+    """Create the paid Order's Beacon, or take back the one in grace holding its name. A take-back
+    refused under the lock (its decommission moved on meanwhile) leaves the name taken: the
+    Order is flagged for staff, as any paid Order whose name is taken."""
+    if not take_back:
+        beacon_create_for_order(order=order, **create)
+        return
+    if beacon_take_back(order=order) is None:
+        reason = f"beacon name {order.beacon_name!r} is taken"
+        Order.objects.filter(pk=order.pk).update(needs_attention=True, attention_reason=reason)
+        logger.warning("order %s paid but not provisioned: %s", order.pk, reason)
 
 
 def order_problems(order: Order) -> list[str]:
@@ -270,7 +296,9 @@ def _new_order_paid(session: dict[str, Any], livemode: bool, mismatch: str) -> O
     constraint and rolls back; Stripe delivers it again and it then finds this Order.
     """
     order, name_taken = _order_from_metadata(session, livemode)
-    problems = _new_order_problems(order, session, name_taken) + ([mismatch] if mismatch else [])
+    take_back = name_taken and _can_take_back(order)
+    problems = _new_order_problems(order, session, name_taken and not take_back)
+    problems += [mismatch] if mismatch else []
     if order.email:
         order.customer_id = _buyer_customer_id(
             order=order, stripe_customer_id=order.stripe_customer_id
@@ -285,7 +313,7 @@ def _new_order_paid(session: dict[str, Any], livemode: bool, mismatch: str) -> O
     elif order.status == OrderStatus.CANCELLED:
         logger.info("order %s: its subscription ended before the checkout; nothing built", order.pk)
     else:
-        beacon_create_for_order(order=order, new_order=True, converge=early)
+        _beacon_for_paid_order(order, take_back=take_back, new_order=True, converge=early)
     return order
 
 
@@ -329,7 +357,9 @@ def _known_order_build(order: Order, updates: dict[str, Any]) -> Order:
     if order.status == OrderStatus.CANCELLED:
         logger.info("order %s: its subscription ended before the checkout; nothing built", order.pk)
         return order
-    beacon_create_for_order(order=order, converge=early)
+    # order_problems let a held name through only when this Order may take its Beacon back.
+    held = Beacon.objects.filter(name=order.beacon_name).exclude(order=order).exists()
+    _beacon_for_paid_order(order, take_back=held, converge=early)
     return order
 
 

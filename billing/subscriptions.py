@@ -29,6 +29,7 @@ from billing.models import (
     StripeMode,
     SubscriptionStatus,
 )
+from billing.tier_follow import order_tier_follow
 from documents.emails import email_send_once
 from provisioning.models import Beacon, BeaconStatus
 from provisioning.services import beacon_converge_request
@@ -164,6 +165,8 @@ def _subscription_updates(
     if status not in STATUS_PRECEDENCE or not _is_newer(order, status, at):
         return {}
     updates: dict[str, Any] = {"subscription_status": status, "subscription_status_at": at}
+    if "cancel_at_period_end" in subscription:  # the customer cancelled (or took it back)
+        updates["subscription_cancel_at_period_end"] = bool(subscription["cancel_at_period_end"])
     period_end = subscription_period_end(subscription)
     if period_end:
         updates["subscription_period_end"] = period_end
@@ -184,6 +187,18 @@ def _subscription_apply(
     Order.objects.filter(pk=order.pk).update(**updates)
     order.refresh_from_db()
     return True
+
+
+def subscription_answer_record(*, order: Order, subscription: dict[str, Any]) -> bool:
+    """Record the subscription Stripe answered our own update with (self-service): Stripe's
+    current view as of now, so an event from before the update, arriving late, cannot undo it."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        status = str(subscription.get("status") or "")
+        changed = _subscription_apply(locked, subscription, status, timezone.now())
+    if changed:
+        _converge_order_beacon(locked)
+    return changed
 
 
 def _order_for_subscription(subscription_id: str) -> Order | None:
@@ -284,6 +299,8 @@ def subscription_event_record(
         logger.info("subscription %s: no order yet, kept for its checkout", subscription["id"])
         return None
     changed = _subscription_apply(order, view, status, at)
+    if changed:  # only a view newer than the Order's: a late or repeated event moves no tier
+        order_tier_follow(order=order, subscription=view)
     _note_plan_change(order, view)
     if changed:
         _converge_order_beacon(order)

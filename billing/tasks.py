@@ -9,6 +9,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from billing.models import PaymentFailure
+from billing.remedy import order_remedy_run as _order_remedy_run
+from billing.remedy import remedies_sweep as _remedies_sweep
 from billing.subscriptions import payment_failure_notify as _payment_failure_notify
 from billing.subscriptions import trial_ending_notify as _trial_ending_notify
 
@@ -26,6 +28,23 @@ def payment_failure_notify(payment_failure_id: int) -> str:
 def trial_ending_notify(order_id: str, trial_end: int) -> str:
     """The trial-ending reminder (sent once per trial end)."""
     return _trial_ending_notify(order_id=order_id, trial_end=trial_end)
+
+
+def welcome_resend(beacon_id: str, key: str) -> str:
+    """The welcome e-mail a customer asked for again (sent once per key)."""
+    from billing.selfservice import welcome_resend as _welcome_resend
+
+    return _welcome_resend(beacon_id=beacon_id, key=key)
+
+
+def order_remedy_run(remedy_id: int) -> str:
+    """Refund and cancel for an order that got no Beacon (each call once; see billing.remedy)."""
+    return _order_remedy_run(remedy_id=remedy_id)
+
+
+def remedies_sweep() -> int:
+    """Ask again for remedies under way and unsent "refunded" e-mails (with the job sweep)."""
+    return _remedies_sweep()
 
 
 def dunning_sweep() -> int:

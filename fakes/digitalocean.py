@@ -80,6 +80,7 @@ class FakeDroplet:
     monitoring: bool
     created_at: str
     status: str = "new"
+    disk: int = 0  # GB; 0: the size's own (a resize without `disk` keeps the old one)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class FakeAction:
     completed_at: str | None = None
     looks: int = 0
     snapshot_name: str | None = None  # a snapshot action: the image it makes when done
+    resize_to: tuple[str, int] | None = None  # a resize action: (size, disk) once done
 
 
 @dataclass
@@ -200,6 +202,8 @@ class FakeDigitalOcean(FakeVendor):
                 return self._delete_droplet(droplet_id)
             case ("POST", ["droplets", droplet_id, "actions"]):
                 return self._droplet_action(request, droplet_id)
+            case ("GET", ["droplets", droplet_id, "actions"]):
+                return self._list_droplet_actions(request, droplet_id)
             case ("GET", ["actions", action_id]):
                 return self._get_action(action_id)
             case ("GET", ["images"]):
@@ -312,15 +316,43 @@ class FakeDigitalOcean(FakeVendor):
             kind = body.get("type")
         except (ValueError, AttributeError):
             body, kind = {}, None
-        if kind not in POWER_EFFECT and kind != "snapshot":
+        if kind not in POWER_EFFECT and kind not in ("snapshot", "resize"):
             return self._error(422, "unprocessable_entity", f"Action type {kind!r} is not valid.")
         if self._pending(droplet):
             return self._error(422, "unprocessable_entity", "Droplet already has a pending event.")
+        problem = self._resize_problem(droplet, body) if kind == "resize" else None
+        if problem is not None:
+            return problem
         effect = POWER_EFFECT.get(kind, droplet.status)  # a snapshot leaves the droplet as it is
         action = self._start_action(droplet, kind, effect=effect)
+        if kind == "resize":
+            disk = SIZES[body["size"]][2] if body.get("disk") else self._disk(droplet)
+            action.resize_to = (body["size"], disk)
         if kind == "snapshot":
             action.snapshot_name = str(body.get("name") or f"{droplet.name}-{int(self.clock())}")
         return self._answer(201, {"action": self._action(action)})
+
+    def _resize_problem(self, droplet: FakeDroplet, body: dict[str, Any]) -> httpx.Response | None:
+        """A resize needs the droplet off and a size whose disk is not smaller than its own."""
+        if body.get("size") not in SIZES:
+            return self._error(422, "unprocessable_entity", "You specified an invalid size.")
+        if droplet.status != "off":
+            return self._error(422, "unprocessable_entity", "Droplet must be powered off.")
+        if SIZES[body["size"]][2] < self._disk(droplet):
+            message = "This size is not available because it has a smaller disk."
+            return self._error(422, "unprocessable_entity", message)
+        return None
+
+    def _disk(self, droplet: FakeDroplet) -> int:
+        return droplet.disk or SIZES[droplet.size][2]
+
+    def _list_droplet_actions(self, request: httpx.Request, droplet_id: str) -> httpx.Response:
+        droplet = self._find_droplet(droplet_id)
+        if droplet is None:
+            return self._error(404, "not_found", NOT_FOUND)
+        mine = [a for a in self.state.actions.values() if a.droplet_id == droplet.id]
+        newest_first = sorted(mine, key=lambda action: -action.id)
+        return self._list(request, "actions", [self._action(a) for a in newest_first])
 
     # --- images (droplet snapshots) --------------------------------------------------------
     def _list_images(self, request: httpx.Request) -> httpx.Response:
@@ -379,6 +411,8 @@ class FakeDigitalOcean(FakeVendor):
             droplet = self.state.droplets.get(action.droplet_id)
             if droplet is not None:
                 droplet.status = action.effect
+            if droplet is not None and action.resize_to is not None:
+                droplet.size, droplet.disk = action.resize_to
             if action.snapshot_name is not None:
                 disk = SIZES[droplet.size][2] if droplet is not None else 25
                 self.add_snapshot(action.snapshot_name, region=action.region, disk=disk)
@@ -391,7 +425,8 @@ class FakeDigitalOcean(FakeVendor):
 
     # --- DigitalOcean's shapes -----------------------------------------------------------
     def _droplet(self, droplet: FakeDroplet) -> dict[str, Any]:
-        vcpus, memory, disk, _, _, _ = SIZES[droplet.size]
+        vcpus, memory, _, _, _, _ = SIZES[droplet.size]
+        disk = self._disk(droplet)
         features = ["private_networking"] + (["ipv6"] if droplet.ipv6 else [])
         features += ["monitoring"] if droplet.monitoring else []
         return {

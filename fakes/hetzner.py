@@ -92,6 +92,7 @@ class FakeHetzner(FakeVendor):
             ("GET", re.compile(r"/servers/(\d+)"), self._get_server),
             ("DELETE", re.compile(r"/servers/(\d+)"), self._delete_server),
             ("POST", re.compile(r"/servers/(\d+)/actions/(\w+)"), self._server_action),
+            ("GET", re.compile(r"/servers/(\d+)/actions"), self._list_server_actions),
             ("GET", re.compile(r"/actions/(\d+)"), self._get_action),
             ("GET", re.compile(r"/images"), self._list_images),
             ("GET", re.compile(r"/images/(\d+)"), self._get_image),
@@ -227,9 +228,10 @@ class FakeHetzner(FakeVendor):
             return error(404, "not_found", f"server with ID '{match[1]}' not found")
         # A real server boots whether or not anyone polls its action; a look at the server
         # counts as time passing too.
-        creating = self.actions.get(record["create_action"] or 0)
-        if creating is not None:
-            self._tick(creating)
+        for key in ("create_action", "resize_action"):
+            running = self.actions.get(record.get(key) or 0)
+            if running is not None:
+                self._tick(running)
         return httpx.Response(200, json={"server": self._server_json(record)})
 
     def _delete_server(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
@@ -255,10 +257,63 @@ class FakeHetzner(FakeVendor):
             record["powered"] = verb == "poweron"
         elif verb == "create_image":
             return self._create_image(request, record)
+        elif verb == "change_type":
+            return self._change_type(request, record)
         else:
             return error(404, "not_found", f"no action {verb}")
         command = {"poweroff": "stop_server", "poweron": "start_server"}.get(verb, verb)
         return httpx.Response(201, json={"action": self._action(command, record["id"])})
+
+    def _change_type(self, request: httpx.Request, server: dict[str, Any]) -> httpx.Response:
+        """change_type: only while off and idle, never to a smaller disk than the server's;
+        the new type (and disk, with upgrade_disk) applies once the action succeeded."""
+        body = json.loads(request.content or b"{}")
+        wanted = _server_type(str(body.get("server_type")))
+        if wanted is None:
+            return error(422, "invalid_input", f"unknown server type {body.get('server_type')!r}")
+        if server["powered"]:
+            return error(409, "server_not_stopped", "the server must be stopped to change type")
+        if self._server_busy(server["id"]):
+            return error(423, "locked", "the server is locked by a running action")
+        disk = self._disk(server)
+        if wanted[4] < disk:
+            return error(422, "invalid_server_type", "the server type's disk is too small")
+        action = self._action("change_server_type", server["id"])
+        server["resize_action"] = action["id"]
+        server["resize_to"] = (wanted[1], wanted[4] if body.get("upgrade_disk", True) else disk)
+        return httpx.Response(201, json={"action": action})
+
+    def _list_server_actions(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
+        server_id = int(match[1])
+        if server_id not in self.servers:
+            return error(404, "not_found", f"server with ID '{match[1]}' not found")
+        status = request.url.params.get("status")
+        found = [
+            action
+            for action in self.actions.values()
+            if {"id": server_id, "type": "server"} in action["resources"]
+            and status in (None, action["status"])
+        ]
+        return self._page(request, "actions", found, dict)
+
+    def _server_busy(self, server_id: int) -> bool:
+        """A change of type or an image in the making holds the server's lock."""
+        mine = {"id": server_id, "type": "server"}
+        return any(
+            action["status"] == "running"
+            and action["command"] in ("change_server_type", "create_image")
+            and mine in action["resources"]
+            for action in self.actions.values()
+        )
+
+    def _disk(self, server: dict[str, Any]) -> int:
+        return server.get("disk") or (_server_type(server["server_type"]) or SERVER_TYPES[0])[4]
+
+    def _settle_resize(self, server: dict[str, Any]) -> None:
+        action = self.actions.get(server.get("resize_action") or 0)
+        if action is not None and action["status"] == "success":
+            server["server_type"], server["disk"] = server.pop("resize_to")
+            server["resize_action"] = None
 
     # --- snapshot images --------------------------------------------------------------------
     def add_snapshot(
@@ -409,8 +464,11 @@ class FakeHetzner(FakeVendor):
 
     # --- shapes -----------------------------------------------------------------------------
     def _server_json(self, record: dict[str, Any]) -> dict[str, Any]:
+        self._settle_resize(record)
         creating = self.actions.get(record["create_action"] or 0, {}).get("status") == "running"
         status = "initializing" if creating else ("running" if record["powered"] else "off")
+        if record.get("resize_action"):
+            status = "migrating"
         location = _location_json(_location(record["location"]) or LOCATIONS[0])
         server_type = self._server_type_json(_server_type(record["server_type"]) or SERVER_TYPES[0])
         return {
@@ -433,7 +491,7 @@ class FakeHetzner(FakeVendor):
             "included_traffic": TRAFFIC_BYTES,
             "ingoing_traffic": 0,
             "outgoing_traffic": 0,
-            "primary_disk_size": server_type["disk"],
+            "primary_disk_size": self._disk(record),
             "load_balancers": [],
             "volumes": [],
             "placement_group": None,

@@ -63,3 +63,7 @@ class ProviderError(ExternalError):
 
 class DnsError(ExternalError):
     """The DNS provider refused or failed a request."""
+
+
+class IdentityError(ExternalError):
+    """The identity provider (Authentik) refused or failed a request."""

@@ -6,15 +6,18 @@ DNS records under WOPR_BASE_DOMAIN, and reports:
 
 - orphan_server / orphan_dns: a server or record that belongs to no live Beacon;
 - zombie: a paying subscription with no active Beacon and nothing under way to make one;
-- drift: a live Beacon whose server or records differ from what we recorded (IP, size, power,
-  DNS content, missing);
+- drift: a live Beacon whose server differs from what we recorded (IP, size, power);
+- lost_server: an active or suspended Beacon whose server its provider no longer knows;
+- missing_dns: a live Beacon whose A/AAAA records are missing or point elsewhere;
 - error: a provider or DNS listing that failed, so part of the picture is missing.
 
-With `fix`, orphans seen for RECONCILE_ORPHAN_MIN_AGE_HOURS are deleted (age is counted from the
-first run that saw them: providers do not all say when a server was made) and zombies are sent
-back to work (Beacon converged). Drift is for a human, and so is a failed job: a failed
-provision waits for one staff decision (Retry job or Cancel job in the admin) and is reported,
-never restarted.
+With `fix`, orphans older than RECONCILE_ORPHAN_MIN_AGE_HOURS are deleted (a server's age counts
+from the provider's creation time where it gives one, else, like a record's, from the first run
+that saw it), zombies are sent back to work (Beacon converged) and missing DNS records are
+published again (operations.drift). A lost server flags its Order for staff, who may restore the
+last snapshot on its confirmation page: never automatic. Drift is for a human, and so is a
+failed job: a failed provision waits for one staff decision (Retry job or Cancel job in the
+admin) and is reported, never restarted.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
@@ -34,6 +37,17 @@ from billing.models import Order, OrderStatus, StripeMode
 from integrations.clouds.base import Server
 from integrations.dns.base import Record
 from integrations.errors import ExternalError
+from operations.drift import (
+    KEPT_UP,
+    dns_fixable,
+    dns_repair,
+    lost_server_detail,
+    lost_server_flag,
+    lost_server_flags_clear,
+    server_gone,
+)
+from operations.findings import Finding
+from operations.reconcile_stripe import stripe_findings
 from provisioning.lifecycle import beacon_desired_status, billing_desired_status
 from provisioning.models import (
     UNFINISHED_JOB_STATES,
@@ -56,24 +70,6 @@ REVIVABLE = (BeaconStatus.SUSPENDED, BeaconStatus.DECOMMISSIONING)
 
 
 @dataclass
-class Finding:
-    """One thing that does not agree; `status` is open, waiting (a young orphan), fixed or
-    failed (the fix raised)."""
-
-    kind: str
-    provider: str
-    id: str
-    detail: str
-    fixable: bool = False
-    status: str = "open"
-    first_seen: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.id}"
-
-
-@dataclass
 class World:
     """What reconciliation looks at, read once."""
 
@@ -87,13 +83,18 @@ def reconcile_run(*, fix: bool = False) -> ReconcileRun:
     run = ReconcileRun.objects.create(fix=fix)
     notes: list[str] = []
     findings: list[Finding] = []
+    # First: a missed event recovered from Stripe changes what the rest sees (issue 13).
+    findings += stripe_findings(notes)
     world = _world(findings)
     findings += _server_findings(world)
     findings += _dns_findings(world, notes)
     findings += _zombie_findings(world)
+    findings = _without_repeats(findings)
     _stamp_first_seen(findings, run)
     for finding in findings:
         _judge(finding, fix)
+    if fix:
+        lost_server_flags_clear(beacon_ids=_running_at_home(world))
     run.findings = [asdict(finding) for finding in findings]
     run.fixed = sum(finding.status == "fixed" for finding in findings)
     run.needs_human = any(finding.status in ("open", "failed") for finding in findings)
@@ -102,6 +103,13 @@ def reconcile_run(*, fix: bool = False) -> ReconcileRun:
     run.save()
     logger.info("reconcile: %s", run.summary())
     return run
+
+
+def _without_repeats(findings: list[Finding]) -> list[Finding]:
+    """A subscription Stripe itself lists with no Order (unmatched_subscription) is not also
+    reported as a zombie from dj-stripe's copy of it."""
+    unmatched = {f.id for f in findings if f.kind == FindingKind.UNMATCHED_SUBSCRIPTION}
+    return [f for f in findings if not (f.kind == FindingKind.ZOMBIE and f.id in unmatched)]
 
 
 def _world(findings: list[Finding]) -> World:
@@ -137,7 +145,7 @@ def _server_findings(world: World) -> list[Finding]:
             else:
                 why = "no Beacon label" if not beacon_id else f"Beacon {beacon_id} is not live"
                 detail = f"{server.name} ({server.status}, {server.ipv4}): {why}"
-                findings.append(Finding(FindingKind.ORPHAN_SERVER, kind, server.id, detail, True))
+                findings.append(_orphan_server(kind, server, detail))
         for beacon_id, beacon in world.live.items():
             if beacon_id in world.busy or beacon.status not in HOSTED:
                 continue
@@ -147,6 +155,23 @@ def _server_findings(world: World) -> list[Finding]:
     return findings
 
 
+def _running_at_home(world: World) -> set[str]:
+    """Beacons this run saw with a server at their own provider (a lost one restored)."""
+    return {
+        server.labels.get("wopr-beacon", "")
+        for kind, servers in world.servers.items()
+        for server in servers
+        if (beacon := world.live.get(server.labels.get("wopr-beacon", ""))) is not None
+        and beacon.provider is not None
+        and beacon.provider.kind == kind
+    }
+
+
+def _orphan_server(kind: str, server: Server, detail: str) -> Finding:
+    made = server.created_at.isoformat() if server.created_at else ""
+    return Finding(FindingKind.ORPHAN_SERVER, kind, server.id, detail, True, made_at=made)
+
+
 def _beacon_drift(beacon: Beacon, kind: str, servers: list[Server], at_home: bool) -> list[Finding]:
     def drift(detail: str) -> Finding:
         return Finding(FindingKind.DRIFT, kind, str(beacon.pk), f"{beacon.fqdn}: {detail}")
@@ -154,7 +179,7 @@ def _beacon_drift(beacon: Beacon, kind: str, servers: list[Server], at_home: boo
     if not at_home:
         return [drift(f"server(s) {', '.join(s.id for s in servers)} at a provider not its own")]
     if not servers:
-        return [drift(f"server {beacon.provider_server_id or '?'} is missing")]
+        return [_missing_server(beacon, kind)]
     if len(servers) > 1:
         return [drift(f"{len(servers)} servers: {', '.join(s.id for s in servers)}")]
     server, problems = servers[0], []
@@ -172,6 +197,22 @@ def _beacon_drift(beacon: Beacon, kind: str, servers: list[Server], at_home: boo
     return [drift(problem) for problem in problems]
 
 
+def _missing_server(beacon: Beacon, kind: str) -> Finding:
+    """No server labelled for a hosted Beacon at its own provider. An active or suspended one
+    whose recorded server the provider no longer knows is lost: for staff to restore from its
+    last snapshot (operations.drift), never rebuilt automatically."""
+    detail = f"{beacon.fqdn}: server {beacon.provider_server_id or '?'} is missing"
+    if beacon.status not in KEPT_UP:
+        return Finding(FindingKind.DRIFT, kind, str(beacon.pk), detail)
+    try:
+        gone = server_gone(beacon=beacon, kind=kind)
+    except ExternalError as error:
+        return Finding(FindingKind.ERROR, kind, str(beacon.pk), f"{detail}; looking: {error}")
+    if not gone:
+        return Finding(FindingKind.DRIFT, kind, str(beacon.pk), f"{detail} from the label listing")
+    return Finding(FindingKind.LOST_SERVER, kind, str(beacon.pk), lost_server_detail(beacon=beacon))
+
+
 # --- DNS ----------------------------------------------------------------------------------------
 
 
@@ -187,6 +228,7 @@ def _dns_findings(world: World, notes: list[str]) -> list[Finding]:
         return [Finding(FindingKind.ERROR, f"dns:{backend.kind}", "", f"listing: {error}")]
     by_fqdn = {beacon.fqdn: beacon for beacon in world.live.values()}
     findings, seen = [], set()
+    wrong: dict[str, list[str]] = defaultdict(list)
     for record in records:
         fqdn = _beacon_fqdn(record, suffix)
         if fqdn is None:
@@ -199,20 +241,11 @@ def _dns_findings(world: World, notes: list[str]) -> list[Finding]:
             )
             continue
         seen.add((record.record_type, record.name))
-        findings += _record_drift(world, beacon, record, backend.kind)
+        wrong[str(beacon.pk)] += _record_drift(world, beacon, record)
     for beacon in world.live.values():
-        if str(beacon.pk) in world.busy or beacon.status not in HOSTED:
-            continue
-        missing = [
-            f"{record_type} {name}"
-            for record_type, name in _expected_records(beacon)
-            if (record_type, name) not in seen
-        ]
-        if missing:
-            detail = f"{beacon.fqdn}: missing {', '.join(missing)}"
-            findings.append(
-                Finding(FindingKind.DRIFT, f"dns:{backend.kind}", str(beacon.pk), detail)
-            )
+        problems = wrong[str(beacon.pk)] + _missing_records(world, beacon, seen)
+        if problems:
+            findings.append(_missing_dns(world, beacon, problems, backend.kind))
     return findings
 
 
@@ -232,14 +265,33 @@ def _expected_records(beacon: Beacon) -> Iterable[tuple[str, str]]:
             yield "AAAA", name
 
 
-def _record_drift(world: World, beacon: Beacon, record: Record, kind: str) -> list[Finding]:
-    if str(beacon.pk) in world.busy or beacon.status not in HOSTED:
+def _checked(world: World, beacon: Beacon) -> bool:
+    return str(beacon.pk) not in world.busy and beacon.status in HOSTED
+
+
+def _missing_records(world: World, beacon: Beacon, seen: set[tuple[str, str]]) -> list[str]:
+    if not _checked(world, beacon):
+        return []
+    expected = _expected_records(beacon)
+    return [f"{kind} {name} missing" for kind, name in expected if (kind, name) not in seen]
+
+
+def _record_drift(world: World, beacon: Beacon, record: Record) -> list[str]:
+    if not _checked(world, beacon):
         return []
     expected = str(beacon.ipv4 or "") if record.record_type == "A" else beacon.ipv6
     if record.content == expected:
         return []
-    detail = f"{record.record_type} {record.name} is {record.content}, the Beacon has {expected}"
-    return [Finding(FindingKind.DRIFT, f"dns:{kind}", record.id, detail)]
+    return [f"{record.record_type} {record.name} is {record.content}, the Beacon has {expected}"]
+
+
+def _missing_dns(world: World, beacon: Beacon, problems: list[str], kind: str) -> Finding:
+    """One finding per Beacon whose records are missing or point elsewhere; --fix publishes
+    them again when the Beacon's server agrees with its recorded address (operations.drift)."""
+    servers = world.servers.get(beacon.provider.kind) if beacon.provider else None
+    fixable = dns_fixable(beacon=beacon, servers=servers)
+    detail = f"{beacon.fqdn}: {'; '.join(problems)}"
+    return Finding(FindingKind.MISSING_DNS, f"dns:{kind}", str(beacon.pk), detail, fixable)
 
 
 # --- zombies ------------------------------------------------------------------------------------
@@ -342,9 +394,12 @@ def _stamp_first_seen(findings: list[Finding], run: ReconcileRun) -> None:
 def _judge(finding: Finding, fix: bool) -> None:
     """Set the finding's status, repairing it when asked and allowed."""
     orphan = finding.kind in (FindingKind.ORPHAN_SERVER, FindingKind.ORPHAN_DNS)
-    if orphan and not _old_enough(finding.first_seen):
+    if orphan and not _old_enough(finding):
         finding.status = "waiting"
         finding.detail += f" (deleted once orphaned {settings.RECONCILE_ORPHAN_MIN_AGE_HOURS} h)"
+        return
+    if fix and finding.kind == FindingKind.LOST_SERVER:
+        finding.detail += f"; {lost_server_flag(beacon_id=finding.id)}"
         return
     if not (fix and finding.fixable):
         return
@@ -363,9 +418,20 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-def _old_enough(first_seen: str) -> bool:
-    age = timezone.now() - datetime.fromisoformat(first_seen)
+def _old_enough(finding: Finding) -> bool:
+    """Orphaned long enough to delete: counted from the provider's own creation time where it
+    says one (a stray made a day before the first run that saw it is a day old), else from the
+    first run that saw it. Aware times only: a naive one is read as UTC."""
+    since = [_aware(finding.first_seen)]
+    if finding.made_at:
+        since.append(_aware(finding.made_at))
+    age = timezone.now() - min(since)
     return age >= timedelta(hours=settings.RECONCILE_ORPHAN_MIN_AGE_HOURS)
+
+
+def _aware(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
 
 def _repair(finding: Finding) -> str:
@@ -375,6 +441,8 @@ def _repair(finding: Finding) -> str:
     if finding.kind == FindingKind.ORPHAN_DNS:
         get_dns_backend().delete(finding.id)
         return "record deleted"
+    if finding.kind == FindingKind.MISSING_DNS:
+        return dns_repair(beacon_id=finding.id)
     return _zombie_repair(finding)
 
 

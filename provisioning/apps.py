@@ -11,11 +11,13 @@ class ProvisioningConfig(AppConfig):
         from provisioning.jobs import workflow_register
         from provisioning.lifecycle import DECOMMISSION, RESUME, SUSPEND
         from provisioning.provision import PROVISION
+        from provisioning.resize import RESIZE
 
         for kind, workflow in (
             ("provision", PROVISION),
             ("suspend", SUSPEND),
             ("resume", RESUME),
             ("decommission", DECOMMISSION),
+            ("resize", RESIZE),
         ):
             workflow_register(kind, workflow)

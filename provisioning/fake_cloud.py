@@ -77,6 +77,9 @@ class DbFakeCloudStore:
     def delete(self, server_id: str) -> None:
         FakeServer.objects.filter(pk=_pk(server_id), deleted=False).update(deleted=True)
 
+    def set_size(self, server_id: str, size: str) -> bool:
+        return bool(FakeServer.objects.filter(pk=_pk(server_id), deleted=False).update(size=size))
+
     def snapshot_create(
         self,
         *,

@@ -2,10 +2,10 @@
 
 A FakeFault row at a point makes the next `remaining` calls there fail. Points: `provider.create`,
 `provider.get`, `provider.power_off`, `provider.power_on`, `provider.delete`, `provider.snapshot`
-(create_snapshot), `provider.snapshot_delete`, `dns.upsert`, `dns.delete`. A `lost_response`
-fault lets the call act, then fails it transiently (the answer was lost), so a caller's retry
-must find what the first attempt made instead of making it twice. Rows are claimed with a
-conditional decrement, so two workers never consume the same failure twice.
+(create_snapshot), `provider.snapshot_delete`, `provider.resize`, `dns.upsert`, `dns.delete`.
+A `lost_response` fault lets the call act, then fails it transiently (the answer was lost), so a
+caller's retry must find what the first attempt made instead of making it twice. Rows are claimed
+with a conditional decrement, so two workers never consume the same failure twice.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ FAULT_POINTS = (
     "provider.delete",
     "provider.snapshot",
     "provider.snapshot_delete",
+    "provider.resize",
     "dns.upsert",
     "dns.delete",
 )

@@ -22,6 +22,7 @@ from django.core.checks import Error, register
 from django.db.models import Sum
 from django.utils import timezone
 
+from accounts.services import account_groups_sync
 from billing.models import Order, OrderStatus, PaymentFailure, SubscriptionStatus
 from dns.services import dns_records_delete
 from documents.emails import email_send_once
@@ -31,8 +32,9 @@ from integrations.errors import ProviderError
 from provisioning.checkpoint import Checkpoint
 from provisioning.jobs import Done, StepFunction, Wait, Workflow
 from provisioning.models import Beacon, BeaconStatus, Job, StaffHold
-from provisioning.provision import email_outcome, labelled_servers_delete
+from provisioning.provision import labelled_servers_delete
 from provisioning.vendors import get_dns_backend, get_provider
+from provisioning.welcome import email_outcome
 
 SUSPENDED_POLICIES = ("power_off",)
 POWER_DEADLINE = timedelta(minutes=10)
@@ -185,6 +187,13 @@ def _email(job: Job, template: str, key: str, **context: Any) -> Done | Wait:
     return email_outcome(message, template)
 
 
+def step_account_groups(job: Job) -> Done:
+    """The owner's Authentik groups follow the Beacon's new status: a suspended or deleted
+    Beacon's groups go (unless another live Beacon of theirs needs them), a resumed one's come
+    back; the last Beacon gone deactivates the user (accounts.services)."""
+    return Done(message=account_groups_sync(beacon=_beacon(job)).message)
+
+
 def lifecycle_gave_up(job: Job, message: str) -> None:
     """A suspend, resume or decommission failed: money and servers may disagree until staff
     look, so the Order goes to the top of the admin (reconcile reports it too)."""
@@ -225,6 +234,7 @@ SUSPEND = Workflow(
         ("power_off", _power_step(on=False)),
         ("wait_off", _wait_power_step(on=False, power_step="power_off")),
         ("mark_suspended", step_mark_suspended),
+        ("account_groups", step_account_groups),
         ("notify", step_notify_suspended),
     ),
     gave_up=lifecycle_gave_up,
@@ -255,6 +265,7 @@ RESUME = Workflow(
         ("power_on", _power_step(on=True)),
         ("wait_running", _wait_power_step(on=True, power_step="power_on")),
         ("mark_active", step_mark_active),
+        ("account_groups", step_account_groups),
         ("notify", step_notify_resumed),
     ),
     gave_up=lifecycle_gave_up,
@@ -420,6 +431,7 @@ DECOMMISSION = Workflow(
         ("delete_servers", step_delete_servers),
         ("delete_dns", step_delete_dns),
         ("mark_decommissioned", step_mark_decommissioned),
+        ("account_groups", step_account_groups),
     ),
     gave_up=lifecycle_gave_up,
 )

@@ -9,25 +9,21 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.services import account_ensure
 from billing.catalog import catalog_data, region_locations, server_size
 from billing.models import Bundle, Order, Tier
 from dns.services import dns_records_delete, dns_records_upsert
-from documents.emails import STALE_SENDING_AFTER, email_send_once
-from documents.models import EmailMessage, EmailStatus
-from documents.services import (
-    custom_domain,
-    document_attachments,
-    document_kinds_for,
-    document_render,
-)
+from documents.emails import email_send_once
 from integrations.clouds.base import ServerSpec
 from integrations.errors import ProviderError
 from provisioning.callbacks import StageReport, install_stages_record, job_callback_token
 from provisioning.checkpoint import PLACEMENTS_TRIED, Checkpoint
-from provisioning.jobs import Again, Back, Done, GiveUp, Wait, Workflow
+from provisioning.jobs import COMPENSATE, Again, Back, Done, GiveUp, Wait, Workflow
 from provisioning.models import Beacon, BeaconStatus, HealthStatus, Job, Provider
+from provisioning.remedies import order_remedy_open, order_remedy_withdraw, remedy_email_context
 from provisioning.userdata import bootstrap_user_data
 from provisioning.vendors import get_dns_backend, get_provider
+from provisioning.welcome import step_render_documents, step_send_welcome
 
 IMAGE = "debian-12"
 SERVER_READY_DEADLINE = timedelta(minutes=15)
@@ -167,6 +163,13 @@ def step_choose_provider(job: Job) -> Done:
         {"provider": provider.name, "location": location, "size": size},
         f"placed on {provider.name} in {location} ({size})",
     )
+
+
+def step_account(job: Job) -> Done:
+    """The owner's Authentik account (found, adopted or created, never twice) with the Beacon's
+    groups, before any server exists; skipped, and said so, without AUTHENTIK_URL."""
+    account = account_ensure(beacon=job.beacon)
+    return Done({"authentik_user_pk": account.user_pk, "account_new": account.new}, account.message)
 
 
 def _next_placement(job: Job, beacon: Beacon, error: ProviderError) -> Again:
@@ -396,48 +399,12 @@ def fake_beacon_report(job: Job, beacon: Beacon) -> datetime:
     return min((at for at in times if at > now), default=now)
 
 
-def step_render_documents(job: Job) -> Done:
-    """Render the Beacon's PDFs (idempotent: a stored, unaltered file is kept)."""
-    beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
-    kinds = [document_render(beacon=beacon, kind=kind).kind for kind in document_kinds_for(beacon)]
-    return Done({"documents": kinds}, f"rendered {', '.join(kinds)}")
-
-
-def step_send_welcome(job: Job) -> Done | Wait:
-    """The welcome e-mail, once, with every document of the Beacon attached: the welcome card,
-    and the custom-domain guide when the order has a custom domain."""
-    beacon = job.beacon  # loaded with the job (jobs.STEP_RELATED)
-    message = email_send_once(
-        key=f"welcome:{beacon.pk}",
-        template="welcome",
-        to=beacon.order.email,
-        context={
-            "beacon": beacon,
-            "order": beacon.order,
-            "bundle": beacon.bundle,
-            "tier": beacon.tier,
-            "url": f"https://{beacon.fqdn}",
-            "custom_domain": custom_domain(beacon),
-        },
-        beacon=beacon,
-        order=beacon.order,
-        attachments=document_attachments(beacon),
-    )
-    return email_outcome(message, "welcome")
-
-
-def email_outcome(message: EmailMessage, template: str) -> Done | Wait:
-    """Done once the e-mail is sent. Otherwise another worker is sending it, or one crashed
-    mid-send: look again once that claim goes stale (email_send_once then sends it)."""
-    if message.status != EmailStatus.SENT:
-        return Wait(timezone.now() + STALE_SENDING_AFTER, f"{template} e-mail is {message.status}")
-    return Done({"email": message.pk}, f"{template} e-mail sent")
-
-
 def step_activate(job: Job) -> Done:
     Beacon.objects.filter(pk=job.beacon_id, status=BeaconStatus.PROVISIONING).update(
         status=BeaconStatus.ACTIVE
     )
+    # Made after all (a staff retry): the money remedy nobody carried out is withdrawn.
+    order_remedy_withdraw(order_id=job.beacon.order_id)
     return Done(message="Beacon is active")
 
 
@@ -458,7 +425,8 @@ def compensate_provision(job: Job) -> Done:
     deleted = labelled_servers_delete(beacon, _providers_to_sweep(job, beacon))
     dns_records_delete(beacon=beacon, backend=get_dns_backend())
     Beacon.objects.filter(pk=beacon.pk).update(provider_server_id="", ipv4=None, ipv6="")
-    if final == "failed":
+    if final == "failed":  # no Beacon: the money is made right (billing.remedy), then told
+        order_remedy_open(order_id=beacon.order_id, reason=failure.get("message", ""))
         _failure_emails(job, beacon, failure)
     return Done(
         {"deleted_servers": deleted},
@@ -499,6 +467,11 @@ def provision_gave_up(job: Job, message: str) -> None:
         needs_attention=True, attention_reason=f"provisioning stopped: {message}"[:1000]
     )
     checkpoint = Checkpoint(job.checkpoint)
+    cancelled = job.step == COMPENSATE and checkpoint.final_state == "cancelled"
+    if not cancelled:  # staff who cancelled the job decide on the money themselves
+        # Staff decide whatever FAILED_ORDER_POLICY says: the Beacon may be running (installed,
+        # or kept after a stalled install) and be finished by a retry, or a server left over.
+        order_remedy_open(order_id=beacon.order_id, reason=message, staff_only=True)
     key = f"provisioning_gave_up:{job.pk}:{checkpoint.failure_count}{checkpoint.retry_tag}"
     _operators_email(job, beacon, message, key=key)
 
@@ -514,7 +487,7 @@ def _failure_emails(job: Job, beacon: Beacon, failure: dict) -> None:
         key=f"provisioning_failed_customer:{job.pk}",
         template="provisioning_failed_customer",
         to=beacon.order.email,
-        context={"beacon": beacon, "order": beacon.order},
+        context={"beacon": beacon, "order": beacon.order, **remedy_email_context(beacon.order)},
         beacon=beacon,
         order=beacon.order,
     )
@@ -559,6 +532,7 @@ def boot_poll_time(job: Job) -> datetime:
 PROVISION = Workflow(
     steps=(
         ("choose_provider", step_choose_provider),
+        ("account", step_account),
         ("create_server", step_create_server),
         ("wait_server_running", step_wait_server_running),
         ("dns", step_dns),

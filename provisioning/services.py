@@ -30,6 +30,7 @@ from provisioning.models import (
     JobState,
     StaffHold,
 )
+from provisioning.resize import beacon_needs_resize
 
 
 def beacon_fqdn(name: str) -> str:
@@ -147,6 +148,7 @@ JOB_STARTS_FROM = {
         BeaconStatus.SUSPENDED,
         BeaconStatus.DECOMMISSIONING,
     ),
+    JobKind.RESIZE: (BeaconStatus.ACTIVE,),
 }
 
 
@@ -162,6 +164,8 @@ def _converge_locked(beacon: Beacon, requested_by: object) -> tuple[str, bool]:
             return "decommission already deleting; too late to cancel", True
         job_abort(job=running, reason=_cancel_reason(beacon), final_state=JobState.CANCELLED)
     kind = JOB_FOR_STATUS.get(desired) if desired else None
+    if kind == JobKind.RESUME and beacon_needs_resize(beacon):  # active: the paid tier differs
+        kind = JobKind.RESIZE
     if kind is None or beacon.status not in JOB_STARTS_FROM[kind]:
         return "nothing to do", True
     if desired == BeaconStatus.DECOMMISSIONED and beacon.status == BeaconStatus.DECOMMISSIONED:

@@ -47,6 +47,7 @@ def jobs_sweep() -> int:
     for beacon_id in marked.values_list("pk", flat=True)[:SWEEP_LIMIT]:
         async_task("provisioning.tasks.beacon_converge", str(beacon_id), group="jobs")
     async_task("billing.tasks.dunning_sweep", group="emails")
+    async_task("billing.tasks.remedies_sweep", group="billing")
     return len(due)
 
 

@@ -69,11 +69,13 @@ def bootstrap_document(beacon: Beacon, job: Job, token: str) -> dict[str, object
 
 def beacon_owner(beacon: Beacon) -> dict[str, str]:
     """The buyer: the order's e-mail (where the welcome e-mail went) and the customer's name,
-    else the name given at checkout."""
+    else the name given at checkout, and their Authentik user id ("" when no account was made:
+    no AUTHENTIK_URL)."""
     order, customer = beacon.order, beacon.owner
     return {
         "email": order.email or (customer.email if customer else ""),
         "name": (customer.name if customer else "") or order.name,
+        "authentik_user_id": customer.authentik_user_pk if customer else "",
     }
 
 

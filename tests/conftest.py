@@ -10,6 +10,7 @@ from django.conf import settings as django_settings
 from django_q.conf import Conf
 
 from tests.loopback import redis_server
+from tests.oidc_provider import oidc_provider  # noqa: F401  (session fixture: the test OIDC provider)
 
 # django-q2 reads its settings once at import; run every enqueued task inline in the tests.
 Conf.SYNC = True

@@ -13,7 +13,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backups.models import BackupSnapshot
-from billing.models import Bundle, Customer, Order, OrderStatus, PaymentFailure, Tier
+from billing.models import (
+    Bundle,
+    Customer,
+    Order,
+    OrderRemedy,
+    OrderStatus,
+    PaymentFailure,
+    StripeEventCursor,
+    Tier,
+)
 from dns.models import DnsRecord, FakeDnsRecord
 from documents.models import Document, DocumentKind, EmailMessage
 from installers.models import InstallerRelease
@@ -119,6 +128,8 @@ def make_one_of_everything() -> None:
     ReconcileRun.objects.create(
         findings=[{"kind": "orphan_server", "provider": "fake", "id": "1", "detail": "x"}]
     )
+    OrderRemedy.objects.create(order=beacon.order, policy="staff", state="queued")
+    StripeEventCursor.objects.create(mode="test", last_event_id="evt_1")
 
 
 def run_action(

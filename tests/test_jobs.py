@@ -59,6 +59,7 @@ def test_a_job_runs_all_provision_steps_to_completed(beacon, run):
     assert job.state == "completed"
     assert set(job.checkpoint) == {
         "choose_provider",
+        "account",
         "create_server",
         "wait_server_running",
         "dns",
@@ -326,14 +327,14 @@ def test_compensation_that_keeps_failing_flags_staff_first_then_gives_up_loudly(
 
 
 def test_a_failure_after_the_beacon_is_installed_keeps_the_server(beacon, run, monkeypatch):
-    from provisioning import provision
+    from provisioning import welcome
 
     def broken_render(*, beacon, kind):
         from integrations.errors import ExternalError
 
         raise ExternalError("template missing", transient=False)
 
-    monkeypatch.setattr(provision, "document_render", broken_render)
+    monkeypatch.setattr(welcome, "document_render", broken_render)
 
     job = run(job_start(beacon=beacon, kind="provision"))
 
@@ -368,9 +369,9 @@ def test_a_welcome_email_claimed_by_a_crashed_worker_makes_the_step_wait(beacon,
 
 
 def test_retry_after_the_point_of_no_return_keeps_the_same_server(beacon, run, monkeypatch):
-    from provisioning import provision
+    from provisioning import welcome
 
-    original = provision.document_render
+    original = welcome.document_render
     calls = {"n": 0}
 
     def flaky_render(*, beacon, kind):
@@ -381,7 +382,7 @@ def test_retry_after_the_point_of_no_return_keeps_the_same_server(beacon, run, m
             raise ExternalError("template missing", transient=False)
         return original(beacon=beacon, kind=kind)
 
-    monkeypatch.setattr(provision, "document_render", flaky_render)
+    monkeypatch.setattr(welcome, "document_render", flaky_render)
     job = run(job_start(beacon=beacon, kind="provision"))
     server = FakeServer.objects.get()
 

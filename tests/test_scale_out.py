@@ -52,6 +52,7 @@ DOMAIN = "beacons.test"
 DEADLINE_SECONDS = 360
 STEPS = [
     "choose_provider",
+    "account",
     "create_server",
     "wait_server_running",
     "dns",

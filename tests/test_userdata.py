@@ -143,7 +143,11 @@ def test_bootstrap_json_holds_the_contract_and_is_root_only(installer_served):
         "max_users": beacon.tier.max_users,
         "backup_days": beacon.tier.backup_days,
     }
-    assert document["owner"] == {"email": "buyer@example.com", "name": "Grace Hopper"}
+    assert document["owner"] == {
+        "email": "buyer@example.com",
+        "name": "Grace Hopper",
+        "authentik_user_id": "",  # no AUTHENTIK_URL in tests: no account made
+    }
     assert document["control_plane_url"] == "https://control.example.com"
     assert document["callback_url"] == (
         f"https://control.example.com/api/v1/beacons/{beacon.pk}/callback"

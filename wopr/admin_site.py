@@ -8,14 +8,19 @@ site behaves exactly as Django's own.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import HttpRequest
+from django.urls import reverse
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
+
+from wopr.staff_sso import signed_in_with_sso
 
 
 class OTPLoginForm(OTPAdminAuthenticationForm):
@@ -46,10 +51,25 @@ class WoprAdminSite(OTPAdminSite):
 
     @property
     def login_template(self) -> str | None:  # type: ignore[override]
-        return OTPAdminSite.login_template if settings.ADMIN_REQUIRE_OTP else None
+        return "admin/wopr/login.html"  # the page below, plus "Sign in with Authentik"
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """The sign-in page: local passwords (break-glass) and, with OIDC_ISSUER set, a button
+        to Authentik (wopr.staff_sso)."""
+        base = OTPAdminSite.login_template if settings.ADMIN_REQUIRE_OTP else "admin/login.html"
+        context = {"wopr_login_base": base, **(extra_context or {})}
+        if settings.OIDC_ISSUER:
+            index = reverse("admin:index", current_app=self.name)
+            next_url = request.GET.get(REDIRECT_FIELD_NAME) or index
+            context["sso_login_url"] = f"{reverse('oidc_authentication_init')}?" + urlencode(
+                {"next": next_url}
+            )
+            context["sso_refused"] = request.GET.get("sso") == "refused"
+        return super().login(request, context)
 
     def has_permission(self, request: HttpRequest) -> bool:
-        """Active staff; with ADMIN_REQUIRE_OTP also verified by a TOTP device this session."""
-        if settings.ADMIN_REQUIRE_OTP:
+        """Active staff; with ADMIN_REQUIRE_OTP also verified by a TOTP device this session,
+        unless they signed in through Authentik, which enforces its own MFA."""
+        if settings.ADMIN_REQUIRE_OTP and not signed_in_with_sso(request):
             return super().has_permission(request)
         return AdminSite.has_permission(self, request)

@@ -215,3 +215,68 @@ def check_install_timeout_action(app_configs: Any = None, **kwargs: Any) -> list
             id="wopr.E070",
         )
     ]
+
+
+@register("wopr")
+def check_offers_have_stripe_prices(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Offers of the active Stripe mode without a Stripe price id (issue 13). Checkout still
+    sells them (an inline price per session), but their subscriptions carry no price of ours,
+    so reporting and plan changes cannot tell them apart: a warning, with the fix."""
+    from billing.stripe_prices import offers_without_stripe_price
+
+    mode = "live" if settings.STRIPE_LIVE_MODE else "test"
+    missing = offers_without_stripe_price(mode=mode)
+    if not missing:
+        return []
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    named = ", ".join(missing[:10]) + more
+    return [
+        Warning(
+            f"{len(missing)} offer(s) have no Stripe price in {mode} mode: {named}.",
+            hint=f"Run `manage.py stripe_sync_prices --mode {mode}` (--dry-run lists them all).",
+            id="wopr.W130",
+        )
+    ]
+
+
+FAILED_ORDER_POLICIES = ("staff", "refund")
+
+
+@register("wopr")
+def check_failed_order_policy(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """FAILED_ORDER_POLICY is one billing knows: a typo would otherwise surface only when a
+    paid order's provisioning fails, as money nobody makes right."""
+    errors = []
+    if settings.FAILED_ORDER_POLICY not in FAILED_ORDER_POLICIES:
+        errors.append(
+            Error(
+                f"FAILED_ORDER_POLICY must be one of: {', '.join(FAILED_ORDER_POLICIES)}.",
+                id="wopr.E080",
+            )
+        )
+    if settings.FAILED_ORDER_HOURS < 1:
+        errors.append(Error("FAILED_ORDER_HOURS must be 1 or more.", id="wopr.E081"))
+    return errors
+
+
+@register("wopr")
+def check_staff_sso(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """With OIDC_ISSUER set (staff single sign-on, wopr.staff_sso): the client's credentials
+    and a readable OIDC_STAFF_GROUPS, or every staff sign-in would fail at the callback."""
+    from wopr.staff_sso import staff_group_map
+
+    if not settings.OIDC_ISSUER:
+        return []
+    errors = [
+        Error(f"OIDC_ISSUER is set: set {name} too.", id="wopr.E120")
+        for name, setting in (
+            ("OIDC_CLIENT_ID", "OIDC_RP_CLIENT_ID"),
+            ("OIDC_CLIENT_SECRET", "OIDC_RP_CLIENT_SECRET"),
+        )
+        if not _configured(setting)
+    ]
+    try:
+        staff_group_map()
+    except ImproperlyConfigured as exc:
+        errors.append(Error(f"{exc} (expected: group=role,group=role).", id="wopr.E121"))
+    return errors

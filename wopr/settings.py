@@ -8,6 +8,7 @@ broker, the fake provider and DNS backends and console e-mail. Every variable is
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -156,13 +157,23 @@ AUTHENTIK_API_TOKEN = env.str("AUTHENTIK_API_TOKEN", default="")
 # OpenID Connect (Authentik's provider for WOPR): staff sign-in and customers' bearer tokens.
 # Blank OIDC_ISSUER: no single sign-on (local staff passwords only) and no self-service API.
 OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
-OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
-OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+# SPEC §10's names in the environment; mozilla-django-oidc's names in settings.
+OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
 # The audience customers' access tokens must carry (blank: the client id).
 OIDC_API_AUDIENCE = env.str("OIDC_API_AUDIENCE", default="")
 # What a paid order whose provisioning failed for good gets: "staff" (queued for one click) or
 # "refund" (the paid invoice refunded and the subscription cancelled at once).
 FAILED_ORDER_POLICY = env.str("FAILED_ORDER_POLICY", default="staff")
+# What the failure e-mail promises under policy "staff": a refund or a finished Beacon within
+# this many hours.
+FAILED_ORDER_HOURS = env.int("FAILED_ORDER_HOURS", default=24)
+# Customer self-service (/api/v1/me/, bearer tokens of OIDC_ISSUER): where Stripe's billing
+# portal sends the customer back (blank: WOPR_PUBLIC_URL), the minutes between two resent
+# welcome e-mails of one Beacon, and each signed-in customer's request budget.
+SELFSERVICE_RETURN_URL = env.str("SELFSERVICE_RETURN_URL", default="")
+WELCOME_RESEND_MINUTES = env.int("WELCOME_RESEND_MINUTES", default=15)
+THROTTLE_SELFSERVICE = env.str("THROTTLE_SELFSERVICE", default="60/min")
 
 # The fake cloud: how long a fake server takes to boot and a fake Beacon to report `complete`
 # (its earlier stages spread evenly before that).
@@ -328,7 +339,7 @@ SPECTACULAR_SETTINGS = {
 STOREFRONT_ORIGINS = env.list("STOREFRONT_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = STOREFRONT_ORIGINS
 CORS_URLS_REGEX = r"^/api/v1/.*$"
-CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_ALLOW_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]  # DELETE: /me/.../cancel (undo)
 CORS_EXPOSE_HEADERS = ["ETag", "Retry-After"]
 
 # Where Stripe sends the buyer after paying or cancelling; {ORDER_ID} becomes the order id
@@ -441,6 +452,40 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlew
 ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=not DEBUG)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="WOPR control plane")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the device admin never shows a TOTP key
+
+# Staff single sign-on (issue 13, wopr.staff_sso): with OIDC_ISSUER set, the admin's sign-in page
+# offers "Sign in with Authentik" (mozilla-django-oidc under /oidc/). Endpoints follow Authentik's
+# layout (issuer https://<authentik>/application/o/<slug>/); each can be set on its own.
+# OIDC_STAFF_GROUPS maps Authentik groups to staff roles (Django groups); anyone in none of them
+# is refused. Staff signed in this way are not asked for the local TOTP: Authentik enforces MFA.
+_OIDC_SHARED = OIDC_ISSUER.rsplit("/", 1)[0]
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str(
+    "OIDC_OP_AUTHORIZATION_ENDPOINT", default=f"{_OIDC_SHARED}/authorize/"
+)
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default=f"{_OIDC_SHARED}/token/")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default=f"{_OIDC_SHARED}/userinfo/")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default=f"{OIDC_ISSUER}/jwks/")
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile"  # Authentik's profile scope carries `groups`
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_CALLBACK_CLASS = "wopr.staff_sso.StaffOIDCCallbackView"
+OIDC_STAFF_GROUPS = env.str(
+    "OIDC_STAFF_GROUPS",
+    default="wopr-support=support,wopr-operations=operations,wopr-owners=owner",
+)
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=refused"
+# Every OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS, a staff page load asks Authentik again without a
+# prompt (SessionRefresh): someone deactivated or removed from the staff groups there is signed
+# out here within that time, not at the end of the session.
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = env.int("OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", default=900)
+OIDC_EXEMPT_URLS = [re.compile(r"^/api/")]  # API clients get answers, not redirects
+if OIDC_ISSUER:
+    AUTHENTICATION_BACKENDS.append("wopr.staff_sso.StaffOIDCBackend")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1,
+        "mozilla_django_oidc.middleware.SessionRefresh",
+    )
 
 # HTTPS: Caddy terminates TLS and sets X-Forwarded-Proto. Everything but /api/health (the
 # container's HEALTHCHECK and Caddy's probe speak plain http inside) is redirected to https.

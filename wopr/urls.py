@@ -12,6 +12,8 @@ from billing.api import (
     CheckoutView,
     OrderStatusView,
 )
+from billing.me_api import MeBeaconsView, MeBillingPortalView, MeCancelView, MeWelcomeView
+from billing.me_tier_api import MeTierView
 from billing.order_events import OrderEventsView
 from billing.webhooks import DjstripeEndpointWebhookView, StripeWebhookView
 from provisioning.api import BeaconCallbackView, BeaconInstallerView
@@ -23,6 +25,15 @@ api_v1 = [
     path("checkout", CheckoutView.as_view(), name="checkout"),
     path("orders/<uuid:order_id>", OrderStatusView.as_view(), name="order-status"),
     path("orders/<uuid:order_id>/events", OrderEventsView.as_view(), name="order-events"),
+    path("me/beacons", MeBeaconsView.as_view(), name="me-beacons"),
+    path(
+        "me/beacons/<uuid:beacon_id>/billing-portal",
+        MeBillingPortalView.as_view(),
+        name="me-beacon-billing-portal",
+    ),
+    path("me/beacons/<uuid:beacon_id>/cancel", MeCancelView.as_view(), name="me-beacon-cancel"),
+    path("me/beacons/<uuid:beacon_id>/welcome", MeWelcomeView.as_view(), name="me-beacon-welcome"),
+    path("me/beacons/<uuid:beacon_id>/tier", MeTierView.as_view(), name="me-beacon-tier"),
     path(
         "beacons/<uuid:beacon_id>/callback",
         BeaconCallbackView.as_view(),
@@ -55,6 +66,10 @@ if settings.STRIPE_DJSTRIPE_WEBHOOK_ROUTE:
         )
     ]
     urlpatterns.append(path("stripe/", include((djstripe_routes, "djstripe"))))
+
+# Staff single sign-on with Authentik (wopr.staff_sso), only with OIDC_ISSUER set.
+if settings.OIDC_ISSUER:
+    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
 
 # Under /api/ even Django's own 404 and 500 answer with the API's error body.
 handler404 = "wopr.api_common.json_not_found"

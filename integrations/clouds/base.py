@@ -26,6 +26,7 @@ __all__ = [
     "NoBudget",
     "ProviderError",
     "RateBudget",
+    "ResizeStarted",
     "Server",
     "ServerSpec",
     "ServerType",
@@ -65,6 +66,8 @@ class Server:
     ipv4: str | None
     ipv6: str | None
     protected: bool = False
+    # When the provider made it (None where it does not say): a stray's age (reconcile).
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,16 @@ class SnapshotStarted:
 
     snapshot_id: str | None
     action_id: str
+
+
+@dataclass(frozen=True)
+class ResizeStarted:
+    """A resize request's result: the provider action to poll until the server has `size`.
+    `grow_disk`: whether the disk grows too (permanent: a disk never shrinks)."""
+
+    action_id: str
+    size: str
+    grow_disk: bool
 
 
 class CloudProvider(ABC):
@@ -192,6 +205,18 @@ class CloudProvider(ABC):
     @abstractmethod
     def snapshot_price_per_gb_month(self, location: str) -> Decimal:
         """What a GB of snapshot costs a month at `location`, VAT excluded."""
+
+    @abstractmethod
+    def server_resize(self, server_id: str, size: str, *, grow_disk: bool = True) -> ResizeStarted:
+        """Change the server's size (it must be off: ProviderError `server_not_stopped`
+        otherwise). `grow_disk` grows the disk to the new size's: permanent, so the server can
+        never again move to a size with a smaller disk; without it the disk stays as it is.
+        Not idempotent at the vendor: the caller reads the server (its size, and
+        `resize_in_progress`) first, so a lost answer or a retry sends no second change."""
+
+    @abstractmethod
+    def resize_in_progress(self, server_id: str) -> str | None:
+        """The id of a resize action still running on the server, or None."""
 
     def protect(self, server_id: str) -> None:  # noqa: B027  (optional: not every cloud has it)
         """Turn delete protection on (a no-op where the provider has no such thing)."""

@@ -37,6 +37,7 @@ from integrations.clouds.base import (
     Created,
     Location,
     ProviderError,
+    ResizeStarted,
     Server,
     ServerSpec,
     ServerType,
@@ -121,6 +122,7 @@ class DropletJson(TypedDict):
     size_slug: str
     tags: list[str]
     networks: NetworksJson
+    created_at: str
 
 
 class ActionJson(TypedDict):
@@ -389,6 +391,20 @@ class DigitalOceanProvider(CloudProvider):
         """Power the droplet on; returns the action id."""
         return self._droplet_action(server_id, "power_on")
 
+    def server_resize(self, server_id: str, size: str, *, grow_disk: bool = True) -> ResizeStarted:
+        """POST /v2/droplets/{id}/actions {"type": "resize", size, disk}; the droplet must be
+        off, and a size with a smaller disk than the droplet's is refused (422)."""
+        action_id = self._droplet_action(server_id, "resize", size=size, disk=grow_disk)
+        return ResizeStarted(action_id=action_id, size=size, grow_disk=grow_disk)
+
+    def resize_in_progress(self, server_id: str) -> str | None:
+        """GET /v2/droplets/{id}/actions (every page): a resize still in progress."""
+        path = f"/v2/droplets/{_droplet_id(server_id)}/actions"
+        for action in self._pages(path, "actions", {}, CATALOGUE_PER_PAGE):
+            if action.get("type") == "resize" and action.get("status") == "in-progress":
+                return str(action["id"])
+        return None
+
     def delete_server(self, server_id: str) -> None:
         """DELETE /v2/droplets/{id}; a droplet already gone is fine."""
         if not _is_id(server_id):
@@ -463,9 +479,9 @@ class DigitalOceanProvider(CloudProvider):
         ]
 
     # --- machinery -----------------------------------------------------------------------
-    def _droplet_action(self, server_id: str, kind: str) -> str:
+    def _droplet_action(self, server_id: str, kind: str, **extra: Any) -> str:
         path = f"/v2/droplets/{_droplet_id(server_id)}/actions"
-        data = self._call("POST", path, body={"type": kind})
+        data = self._call("POST", path, body={"type": kind, **extra})
         action: ActionJson = data.get("action") or {}
         if "id" not in action:
             raise _invalid(f"the {kind} action")
@@ -509,6 +525,7 @@ def _server(droplet: DropletJson) -> Server:
             labels=tags_to_labels(droplet.get("tags") or []),
             ipv4=_public_address(networks.get("v4") or []),
             ipv6=_public_address(networks.get("v6") or []),
+            created_at=parse_timestamp(droplet.get("created_at")),
         )
     except (KeyError, TypeError) as exc:
         raise _invalid(f"a droplet (missing {exc})") from None

@@ -21,6 +21,7 @@ from integrations.clouds.base import (
     Created,
     Location,
     ProviderError,
+    ResizeStarted,
     Server,
     ServerSpec,
     ServerType,
@@ -88,6 +89,9 @@ class FakeCloudStore(Protocol):
 
     def delete(self, server_id: str) -> None:
         """Delete the server (nothing when it is gone)."""
+
+    def set_size(self, server_id: str, size: str) -> bool:
+        """Give a live server another size; False when there is none."""
 
     def snapshot_create(
         self,
@@ -188,6 +192,30 @@ class FakeCloud(CloudProvider):
         """Power on at once; the action id names the server."""
         return self._set_power(server_id, on=True)
 
+    def server_resize(self, server_id: str, size: str, *, grow_disk: bool = True) -> ResizeStarted:
+        """Resize an off server at once (the action is done when asked about). The fake keeps
+        no disk size: every move to a smaller catalogue size is refused, as the vendors refuse
+        it once a disk grew. Fault point `provider.resize` (a lost answer resizes first)."""
+        lost = self.store.fault("provider.resize")
+        record = self.store.get(server_id)
+        if record is None:
+            raise ProviderError(f"server {server_id} not found", transient=False, code="not_found")
+        if record.powered_on:
+            raise ProviderError(
+                f"server {server_id} must be off to resize",
+                transient=False,
+                code="server_not_stopped",
+            )
+        self._check_size(record.size, size)
+        self.store.set_size(server_id, size)
+        if lost is not None:
+            raise lost
+        return ResizeStarted(action_id=f"resize-{server_id}", size=size, grow_disk=grow_disk)
+
+    def resize_in_progress(self, server_id: str) -> str | None:
+        """Never: the fake's resizes are done at once."""
+        return None
+
     def delete_server(self, server_id: str) -> None:
         """Delete; an unknown server is fine."""
         lost = self.store.fault("provider.delete")
@@ -270,6 +298,17 @@ class FakeCloud(CloudProvider):
         step = sizes.index(size) + 1 if size in sizes else 1
         return SNAPSHOT_GB_PER_SIZE_STEP * step
 
+    def _check_size(self, current: str, wanted: str) -> None:
+        sizes = list(self.catalogue.sizes)
+        if wanted not in sizes:
+            raise ProviderError(f"unknown size {wanted!r}", transient=False, code="invalid_input")
+        if current in sizes and sizes.index(wanted) < sizes.index(current):
+            raise ProviderError(
+                f"size {wanted!r} has a smaller disk than the server's",
+                transient=False,
+                code="invalid_server_type",
+            )
+
     def _check_image(self, image: str) -> None:
         if not image.isdigit():
             return  # an image name ("debian-12"): every name is fine here
@@ -319,6 +358,7 @@ class FakeCloud(CloudProvider):
             labels=dict(record.labels),
             ipv4=record.ipv4,
             ipv6=record.ipv6,
+            created_at=record.created_at,
         )
 
 

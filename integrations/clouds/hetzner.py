@@ -26,6 +26,7 @@ from integrations.clouds.base import (
     Created,
     Location,
     ProviderError,
+    ResizeStarted,
     Server,
     ServerSpec,
     ServerType,
@@ -90,6 +91,7 @@ class ServerJson(TypedDict):
     server_type: NamedJson
     public_net: PublicNetJson
     protection: dict[str, bool]
+    created: str
 
 
 class CreatedFromJson(TypedDict):
@@ -291,6 +293,19 @@ class HetznerProvider(CloudProvider):
         """Power on; returns the action id."""
         return _action_id(self._call("POST", f"/servers/{_numeric(server_id)}/actions/poweron"))
 
+    def server_resize(self, server_id: str, size: str, *, grow_disk: bool = True) -> ResizeStarted:
+        """POST /servers/{id}/actions/change_type; refused while on (`server_not_stopped`)."""
+        path = f"/servers/{_numeric(server_id)}/actions/change_type"
+        body = self._call("POST", path, json={"server_type": size, "upgrade_disk": grow_disk})
+        return ResizeStarted(action_id=_action_id(body), size=size, grow_disk=grow_disk)
+
+    def resize_in_progress(self, server_id: str) -> str | None:
+        """GET /servers/{id}/actions?status=running: a change_server_type among them."""
+        path = f"/servers/{_numeric(server_id)}/actions"
+        running = self._pages(path, "actions", {"status": "running"})
+        found = [a["id"] for a in running if a.get("command") == "change_server_type"]
+        return str(found[0]) if found else None
+
     def delete_server(self, server_id: str) -> None:
         """Lift protection, then delete. Unknown servers are fine (idempotent); `protected` or
         `locked` answers (the lift is still running) are transient with a short retry_after."""
@@ -437,6 +452,7 @@ def _server(data: ServerJson) -> Server:
         ipv4=ipv4 or None,
         ipv6=_host_address(ipv6),
         protected=bool((data.get("protection") or {}).get("delete")),
+        created_at=parse_timestamp(data.get("created")),
     )
 
 

@@ -51,7 +51,7 @@ def test_a_provisioning_order_shows_step_and_percent_but_no_address(
 
     assert body["status"] == "paid"
     assert body["beacon"] == {"name": "wait1", "fqdn": None, "status": "provisioning"}
-    assert body["job"] == {"step": "wait_callback", "state": "waiting", "percent": 50}
+    assert body["job"] == {"step": "wait_callback", "state": "waiting", "percent": 55}
 
 
 def test_an_active_order_shows_its_fqdn_and_100_percent(api, django_capture_on_commit_callbacks):
@@ -89,7 +89,7 @@ def test_the_status_holds_no_personal_data_addresses_or_errors(api):
         "Ada",
     ):
         assert secret not in text
-    assert response.json()["job"] == {"step": "compensate", "state": "failed", "percent": 37}
+    assert response.json()["job"] == {"step": "compensate", "state": "failed", "percent": 44}
 
 
 def test_order_a_never_shows_order_b(api):

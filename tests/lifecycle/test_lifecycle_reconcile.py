@@ -137,7 +137,7 @@ def test_young_orphans_wait_for_the_minimum_age(reconcile, settings, clock):
     assert FakeServer.objects.get(pk=server_id).deleted
 
 
-def test_drift_is_reported_for_a_human_and_not_fixed(buy, reconcile, settings):
+def test_server_drift_is_reported_for_a_human_and_a_wrong_record_is_fixed(buy, reconcile, settings):
     settings.RECONCILE_ORPHAN_MIN_AGE_HOURS = 0
     bought = buy("drift1")
     FakeDnsRecord.objects.filter(name="drift1.beacons.test", record_type="A").update(
@@ -148,12 +148,16 @@ def test_drift_is_reported_for_a_human_and_not_fixed(buy, reconcile, settings):
     code, report = reconcile("--fix")
 
     assert code == 1
-    assert [f["kind"] for f in report["findings"]] == ["drift", "drift"]
-    details = " | ".join(f["detail"] for f in report["findings"])
-    assert "server is off while the Beacon is active" in details
-    assert "A drift1.beacons.test is 192.0.2.99, the Beacon has 198.18." in details
+    by_kind = {f["kind"]: f for f in report["findings"]}
+    assert sorted(by_kind) == ["drift", "missing_dns"]
+    assert "server is off while the Beacon is active" in by_kind["drift"]["detail"]
+    assert by_kind["drift"]["status"] == "open"
+    # Issue 13, item 6: a record pointing elsewhere is published again (tests/drift).
+    wrong = "A drift1.beacons.test is 192.0.2.99, the Beacon has 198.18."
+    assert wrong in by_kind["missing_dns"]["detail"]
+    assert by_kind["missing_dns"]["status"] == "fixed"
     assert FakeDnsRecord.objects.get(name="drift1.beacons.test", record_type="A").content == (
-        "192.0.2.99"
+        str(bought.beacon.ipv4)
     )
 
 

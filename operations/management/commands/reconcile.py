@@ -1,7 +1,8 @@
 """`manage.py reconcile`: compare Stripe subscriptions, Beacons, servers and DNS records.
 
 Prints one line per finding (`--json` for machine output) and stores the run for the admin.
-`--fix` deletes orphans seen for RECONCILE_ORPHAN_MIN_AGE_HOURS and sends zombies back to work.
+`--fix` deletes orphans older than RECONCILE_ORPHAN_MIN_AGE_HOURS, sends zombies back to work,
+publishes missing DNS records again and flags lost servers for staff (restore from a snapshot).
 Exit status: 0 when nothing needs a human, 1 when something does, 2 on bad usage.
 """
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
     help = "Find orphan servers and DNS records, zombie subscriptions and drift; --fix repairs."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--fix", action="store_true", help="delete old orphans, revive zombies")
+        parser.add_argument("--fix", action="store_true", help="repair what is safe to")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args: Any, **options: Any) -> None:
