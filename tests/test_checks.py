@@ -41,6 +41,8 @@ def production(settings):
     settings.DNS_BACKEND = "cloudflare"
     settings.CLOUDFLARE_API_TOKEN = "cloudflare-token-value"
     settings.CLOUDFLARE_ZONE_ID = "cloudflare-zone-value"
+    settings.AUTHENTIK_URL = "https://auth.example.com"
+    settings.AUTHENTIK_API_TOKEN = "authentik-token-value"
     settings.EMAIL_BACKEND = SMTP_BACKEND
     return settings
 
@@ -124,6 +126,17 @@ def test_cloudflare_needs_its_token_and_zone(production):
     assert ids(errors) == ["wopr.E001", "wopr.E001"]
     assert "CLOUDFLARE_API_TOKEN" in errors[0].msg
     assert "CLOUDFLARE_ZONE_ID" in errors[1].msg
+
+
+def test_production_needs_authentik_for_customer_accounts(production):
+    production.AUTHENTIK_URL = ""
+    production.AUTHENTIK_API_TOKEN = ""
+
+    errors = check_production_configuration()
+
+    assert ids(errors) == ["wopr.E001", "wopr.E001"]
+    assert "AUTHENTIK_URL" in errors[0].msg
+    assert "AUTHENTIK_API_TOKEN" in errors[1].msg
 
 
 def test_no_message_shows_a_configured_value(production):

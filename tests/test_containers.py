@@ -140,6 +140,8 @@ PRODUCTION = {
     "DNS_BACKEND": "cloudflare",
     "CLOUDFLARE_API_TOKEN": "cloudflare-token-do-not-show",
     "CLOUDFLARE_ZONE_ID": "zone-do-not-show",
+    "AUTHENTIK_URL": "https://auth.example.com",
+    "AUTHENTIK_API_TOKEN": "authentik-token-do-not-show",
     "SMTP_HOST": "smtp.example.com",
     "SMTP_PASSWORD": "smtp-password-do-not-show",
 }

@@ -304,6 +304,8 @@ def test_gunicorn_with_a_key_carrying_a_carriage_return_refuses_to_start(tmp_pat
         DNS_BACKEND="cloudflare",
         CLOUDFLARE_API_TOKEN="cloudflare-token-value",
         CLOUDFLARE_ZONE_ID="cloudflare-zone-value",
+        AUTHENTIK_URL="https://auth.example.com",
+        AUTHENTIK_API_TOKEN="authentik-token-value",
         SMTP_HOST="127.0.0.1",
         DOCUMENTS_ROOT=str(tmp_path / "documents"),
     )

@@ -41,6 +41,8 @@ DUMMIES = {
     "HETZNER_API_TOKEN": "H1" * 32,
     "CLOUDFLARE_API_TOKEN": "Cf1" * 13 + "C",
     "CLOUDFLARE_ZONE_ID": "0123456789abcdef0123456789abcdef",
+    "AUTHENTIK_URL": "https://auth.example.com",
+    "AUTHENTIK_API_TOKEN": "A1" * 30,
     "SMTP_HOST": "smtp.example.com",
     # A DEBUG=false start needs a Beacon installer (installers.checks).
     "WOPR_INSTALLER_URL": "https://releases.example.com/wopr-installer-1.0.0.tar.gz",

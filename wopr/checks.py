@@ -37,6 +37,8 @@ def _required_in_production() -> list[str]:
         required.append("DIGITALOCEAN_API_TOKEN")
     if settings.DNS_BACKEND == "cloudflare":
         required += ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ZONE_ID"]
+    # Every paying customer gets an account (accounts.services); only development skips it.
+    required += ["AUTHENTIK_URL", "AUTHENTIK_API_TOKEN"]
     return required
 
 

@@ -25,6 +25,8 @@ PRODUCTION = {
     "DNS_BACKEND": "cloudflare",
     "CLOUDFLARE_API_TOKEN": "cloudflare-token-value",
     "CLOUDFLARE_ZONE_ID": "cloudflare-zone-value",
+    "AUTHENTIK_URL": "https://auth.example.com",
+    "AUTHENTIK_API_TOKEN": "authentik-token-value",
     "SMTP_HOST": "smtp.example.com",
     "SUPPORT_EMAIL": "support@example.com",
     "WOPR_MIGRATE": "false",

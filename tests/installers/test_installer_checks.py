@@ -142,6 +142,8 @@ def test_a_first_migrate_with_debug_off_is_not_blocked(tmp_path):
         DNS_BACKEND="cloudflare",
         CLOUDFLARE_API_TOKEN="cloudflare-token-value",
         CLOUDFLARE_ZONE_ID="cloudflare-zone-value",
+        AUTHENTIK_URL="https://auth.example.com",
+        AUTHENTIK_API_TOKEN="authentik-token-value",
         SMTP_HOST="smtp.example.com",
     )
 
