@@ -138,7 +138,7 @@ class TooSoon(SelfServiceError):
         self.retry_after = retry_after
 
 
-def _stripe_client(mode: str) -> stripe.StripeClient:
+def stripe_client_for(mode: str) -> stripe.StripeClient:
     """A client for the order's own Stripe mode (a test order is never sent to live Stripe)."""
     api_key = stripe_api_key(livemode=mode == StripeMode.LIVE)
     if not api_key:
@@ -147,7 +147,7 @@ def _stripe_client(mode: str) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         base_addresses=base,  # type: ignore[arg-type]
-        max_network_retries=2,  # safe: every POST carries an idempotency key
+        max_network_retries=2,  # safe: every POST of ours carries an idempotency key
         http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
     )
 
@@ -174,7 +174,7 @@ def billing_portal_session_create(*, order: Order) -> str:
         raise NotPossible("This Beacon has no billing account yet.")
     window = int(clock() // PORTAL_KEY_SECONDS)
     try:
-        session = _stripe_client(order.stripe_mode).v1.billing_portal.sessions.create(
+        session = stripe_client_for(order.stripe_mode).v1.billing_portal.sessions.create(
             params={"customer": order.stripe_customer_id, "return_url": portal_return_url()},
             options={"idempotency_key": f"wopr-portal-{order.pk}-{window}"},
         )
@@ -215,7 +215,7 @@ def subscription_cancel_set(*, order: Order, cancel: bool) -> Order:
     version = order.subscription_status_at.timestamp() if order.subscription_status_at else 0
     key = f"wopr-cancel-{order.pk}-{'on' if cancel else 'off'}-{version:.6f}"
     try:
-        subscription = _stripe_client(order.stripe_mode).v1.subscriptions.update(
+        subscription = stripe_client_for(order.stripe_mode).v1.subscriptions.update(
             str(order.stripe_subscription_id),
             params={"cancel_at_period_end": cancel},
             options={"idempotency_key": key},

@@ -21,15 +21,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import stripe
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.checkout import STRIPE_TIMEOUT_SECONDS
 from billing.models import Order, Price, SubscriptionStatus, Tier
-from billing.selfservice import NotPossible, StripeFailed, StripeUnconfigured
+from billing.selfservice import (
+    NotPossible,
+    StripeFailed,
+    StripeUnconfigured,
+    stripe_client_for,
+)
 from billing.tier_follow import stripe_id
-from billing.webhooks import stripe_api_key
 from provisioning.models import Beacon, BeaconStatus
 from provisioning.provision import healthy_providers, size_number
 from provisioning.resize import size_position
@@ -142,25 +144,12 @@ def _release(order: Order, requested_at: datetime) -> None:
     )
 
 
-def _stripe_client(order: Order) -> stripe.StripeClient:
-    api_key = stripe_api_key(livemode=order.stripe_mode == "live")
-    if not api_key:
-        raise StripeUnconfigured("Billing is not available right now.")
-    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
-    return stripe.StripeClient(
-        api_key,
-        base_addresses=base,  # type: ignore[arg-type]
-        max_network_retries=2,  # safe: the update carries an idempotency key
-        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
-    )
-
-
 def _stripe_update(order: Order, tier: Tier, price: Price, requested_at: datetime) -> TierChange:
     """GET the subscription for its item, POST the item's new price (prorated, paid first)."""
     subscription_id = str(order.stripe_subscription_id)
     key = f"wopr-tier-{order.pk}-{tier.slug}-{int(requested_at.timestamp())}"
     try:
-        client = _stripe_client(order)
+        client = stripe_client_for(order.stripe_mode)
         current = client.v1.subscriptions.retrieve(subscription_id)
         updated = client.v1.subscriptions.update(
             subscription_id,

@@ -13,10 +13,8 @@ from fakes.hetzner import FakeHetzner
 from integrations.http import transport_install, transport_remove
 from provisioning.jobs import job_advance
 from provisioning.models import Beacon, Job, Provider
-from tests import vendor_spec
 from tests.factories import BeaconFactory
-from tests.providers.test_snapshots import hetzner_openapi_with_create_image
-from tests.vendor_spec import TRIMMED, spec_checked
+from tests.vendor_spec import hetzner_spec_with, spec_checked
 
 pytestmark = pytest.mark.django_db
 
@@ -28,15 +26,7 @@ CLOUDFLARE = "https://api.cloudflare.com/client/v4"
 def hetzner(settings, monkeypatch):
     """Hetzner and Cloudflare fakes behind the real adapters (spec-checked both ways; the
     trimmed Hetzner spec lacks create_image, grafted in from the full one as H4a's tests do)."""
-    if (TRIMMED / "hetzner.json").is_file():
-        original = vendor_spec.vendor_openapi
-        monkeypatch.setattr(
-            vendor_spec,
-            "vendor_openapi",
-            lambda vendor: (
-                hetzner_openapi_with_create_image() if vendor == "hetzner" else original(vendor)
-            ),
-        )
+    hetzner_spec_with(monkeypatch, "/servers/{id}/actions/create_image")
     cloud, dns = FakeHetzner(), FakeCloudflare(zones={ZONE_ID: "beacons.test"})
     settings.PROVIDERS = ["hetzner"]
     settings.HETZNER_API_URL, settings.HETZNER_API_TOKEN = HETZNER, cloud.token

@@ -8,13 +8,10 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from functools import cache
-from typing import Any
 
 import httpx
 import pytest
 from django.utils import timezone
-from openapi_core import OpenAPI
 
 from fakes.digitalocean import FakeDigitalOcean
 from fakes.hetzner import FakeHetzner
@@ -26,12 +23,10 @@ from integrations.http import transport_for
 from provisioning.fake_cloud import FakeProvider
 from provisioning.faults import fault_inject
 from provisioning.models import FakeServer, FakeSnapshot
-from tests import vendor_spec
 from tests.vendor_spec import (
-    SHARED,
-    TRIMMED,
     Recording,
     assert_conforms,
+    hetzner_spec_with,
     mock_server,
     needs_shared,
     spec_checked,
@@ -212,64 +207,10 @@ def test_fake_snapshot_price_is_a_cent_per_gb(fake):
 CREATE_IMAGE = "/servers/{id}/actions/create_image"
 
 
-def _fixed(node: Any) -> Any:
-    """The trimmed specs' fix-ups, applied to what is grafted from the full Hetzner spec:
-    `4xx` response keys spelled `4XX`, `{allOf: [X], nullable: true}` as `anyOf[X, null]`."""
-    if isinstance(node, list):
-        return [_fixed(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    fixed = {
-        {"4xx": "4XX", "5xx": "5XX"}.get(key, key): _fixed(value) for key, value in node.items()
-    }
-    if fixed.get("nullable") is True and "allOf" in fixed:
-        rest = {k: v for k, v in fixed.items() if k not in ("allOf", "nullable")}
-        return {**rest, "anyOf": [{"allOf": fixed["allOf"]}, {"enum": [None]}]}
-    return fixed
-
-
-def _refs(node: Any) -> set[str]:
-    if isinstance(node, list):
-        return set().union(*(_refs(item) for item in node)) if node else set()
-    if not isinstance(node, dict):
-        return set()
-    found = {node["$ref"].rsplit("/", 1)[1]} if isinstance(node.get("$ref"), str) else set()
-    return found.union(*(_refs(value) for value in node.values()))
-
-
-@cache
-def hetzner_openapi_with_create_image() -> OpenAPI:
-    """The trimmed Hetzner spec plus POST /servers/{id}/actions/create_image from Hetzner's
-    full spec (../shared/specs/hetzner/hcloud.json) and the components it needs."""
-    spec = json.loads((TRIMMED / "hetzner.json").read_text())
-    full = json.loads((SHARED / "specs" / "hetzner" / "hcloud.json").read_text())
-    # The path's own `servers` names Hetzner's host; the test validates against vendor.test.
-    path = {key: value for key, value in full["paths"][CREATE_IMAGE].items() if key != "servers"}
-    spec["paths"][CREATE_IMAGE] = _fixed(path)
-    schemas = spec["components"]["schemas"]
-    pending = _refs(spec["paths"][CREATE_IMAGE])
-    while pending:
-        name = pending.pop()
-        if name not in schemas:
-            schemas[name] = _fixed(full["components"]["schemas"][name])
-            pending |= _refs(schemas[name])
-    spec["servers"] = [{"url": "http://vendor.test/v1"}]
-    return OpenAPI.from_dict(spec)
-
-
 @pytest.fixture
 def hetzner_spec(monkeypatch) -> None:
     """Validate Hetzner exchanges against the spec with create_image grafted in."""
-    if not (TRIMMED / "hetzner.json").is_file():
-        return  # a user's clone: spec_checked only answers
-    original = vendor_spec.vendor_openapi
-    monkeypatch.setattr(
-        vendor_spec,
-        "vendor_openapi",
-        lambda vendor: (
-            hetzner_openapi_with_create_image() if vendor == "hetzner" else original(vendor)
-        ),
-    )
+    hetzner_spec_with(monkeypatch, CREATE_IMAGE)
 
 
 HETZNER_URL = "https://hetzner.snapshots.test/v1"

@@ -6,28 +6,19 @@ from __future__ import annotations
 import pytest
 
 from billing.models import Price
-from tests import vendor_spec
 from tests.api.conftest import stripe_calls, stripe_mock, stripe_mock_url  # noqa: F401
 from tests.clock import clock_fixture  # noqa: F401  (the `clock` fixture, shared)
 from tests.lifecycle.conftest import buy, deliver, post, sweep  # noqa: F401
-from tests.resize.resize_spec import hetzner_openapi_with_change_type
 from tests.selfservice.conftest import _provider_server, bearer, provider  # noqa: F401
-from tests.vendor_spec import TRIMMED
+from tests.vendor_spec import hetzner_spec_with
+
+CHANGE_TYPE = "/servers/{id}/actions/change_type"
 
 
 @pytest.fixture
 def hetzner_spec(monkeypatch) -> None:
     """Validate Hetzner exchanges against the spec with change_type grafted in."""
-    if not (TRIMMED / "hetzner.json").is_file():
-        return  # a user's clone: spec_checked only answers
-    original = vendor_spec.vendor_openapi
-    monkeypatch.setattr(
-        vendor_spec,
-        "vendor_openapi",
-        lambda vendor: (
-            hetzner_openapi_with_change_type() if vendor == "hetzner" else original(vendor)
-        ),
-    )
+    hetzner_spec_with(monkeypatch, CHANGE_TYPE)
 
 
 @pytest.fixture
