@@ -323,6 +323,9 @@ class OrderRemedy(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     last_error = models.TextField(blank=True)
+    # Transient Stripe failures since the last claim: past REMEDY_MAX_ATTEMPTS the remedy is
+    # FAILED for staff instead of being asked again forever.
+    attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     done_at = models.DateTimeField(null=True, blank=True)
 

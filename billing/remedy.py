@@ -25,6 +25,7 @@ from typing import Any
 
 import stripe
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing.checkout import active_mode, stripe_client
@@ -46,6 +47,9 @@ TRANSIENT = (
     stripe.APIError,
     stripe.IdempotencyError,
 )
+# The sweep asks again every JOB_SWEEP_MINUTES: about an hour of a Stripe outage by default,
+# then the remedy is FAILED and staff retry it from the admin.
+REMEDY_MAX_ATTEMPTS = 60
 # A PaymentIntent or Charge refunded already (from Stripe's dashboard, say) needs no refund.
 ALREADY_REFUNDED = "charge_already_refunded"
 REFUNDED_EMAIL_FOR = timedelta(days=3)
@@ -200,7 +204,7 @@ def order_remedy_run(*, remedy_id: int) -> str:
         if remedy.subscription_cancelled_at is None:
             _cancel(client, remedy)
     except TRANSIENT as error:
-        return _note(remedy, f"Stripe failed, retrying: {_describe(error)}")
+        return _retry_or_fail(remedy, _describe(error))
     except (stripe.StripeError, ValueError) as error:
         return _fail(remedy, _describe(error))
     with transaction.atomic():
@@ -217,6 +221,15 @@ def _describe(error: Exception) -> str:
         detail = error.user_message or error.code or type(error).__name__
         return redact(f"{type(error).__name__} (HTTP {error.http_status}): {detail}")[:1000]
     return redact(str(error))[:1000]
+
+
+def _retry_or_fail(remedy: OrderRemedy, error: str) -> str:
+    """A transient failure: counted; the sweep asks again until REMEDY_MAX_ATTEMPTS, then the
+    remedy is FAILED for staff (no endless retries)."""
+    if remedy.attempts + 1 >= REMEDY_MAX_ATTEMPTS:
+        return _fail(remedy, f"Stripe kept failing ({REMEDY_MAX_ATTEMPTS} tries): {error}")
+    OrderRemedy.objects.filter(pk=remedy.pk).update(attempts=F("attempts") + 1)
+    return _note(remedy, f"Stripe failed, retrying: {error}")
 
 
 def _note(remedy: OrderRemedy, message: str) -> str:
@@ -259,7 +272,9 @@ def order_remedy_start(*, remedy_id: int, requested_by: Any) -> bool:
     with transaction.atomic():
         claimed = OrderRemedy.objects.filter(
             pk=remedy_id, state__in=[RemedyState.QUEUED, RemedyState.FAILED]
-        ).update(state=RemedyState.REFUNDING, decided_by=requested_by, last_error="")
+        ).update(
+            state=RemedyState.REFUNDING, decided_by=requested_by, last_error="", attempts=0
+        )
         if claimed:
             task_enqueue_after_commit(RUN_TASK, remedy_id, group="billing")
     return bool(claimed)

@@ -131,6 +131,25 @@ def test_stripe_down_keeps_the_claim_and_the_sweep_asks_again(
     assert len(stripe_world.made("DELETE", f"/v1/subscriptions/{SUB}")) == 2
 
 
+def test_stripe_failing_on_and_on_ends_failed_for_staff_instead_of_retrying_forever(
+    stripe_world, remedy, monkeypatch
+):
+    monkeypatch.setattr("billing.remedy.REMEDY_MAX_ATTEMPTS", 3)
+    OrderRemedy.objects.filter(pk=remedy.pk).update(attempts=1)
+    stripe_world.refuse("DELETE /v1/subscriptions/" + SUB, status=500)
+
+    order_remedy_run(remedy_id=remedy.pk)
+    remedy.refresh_from_db()
+    assert (remedy.state, remedy.attempts) == (RemedyState.REFUNDING, 2)
+    stripe_world.refuse("DELETE /v1/subscriptions/" + SUB, status=500)
+    order_remedy_run(remedy_id=remedy.pk)
+
+    remedy.refresh_from_db()
+    assert remedy.state == RemedyState.FAILED
+    assert "kept failing (3 tries)" in remedy.last_error
+    assert remedies_sweep() == 0  # a FAILED remedy waits for staff, it is not asked again
+
+
 def test_a_subscription_that_took_no_money_is_cancelled_without_a_refund(stripe_world):
     order = OrderFactory(stripe_subscription_id="sub_trial", subscription_status="trialing")
     remedy = OrderRemedy.objects.create(
