@@ -20,7 +20,8 @@ The `oidc_provider` fixture is registered in tests/conftest.py (started lazily, 
                            # aud = oidc_provider.audience (set settings.OIDC_API_AUDIENCE to it),
                            # sub = alice.sub, and (as Authentik's) email, email_verified,
                            # name, preferred_username, groups, client_id
-        got.id_token       # a JWT: aud = the client id; email, name, groups claims included
+        got.id_token       # a JWT: aud = the client id; email, name, groups claims included,
+                           # and `amr` (alice.amr, default ["pwd"]: a password only)
         got.claims         # the id_token's claims, decoded (signature checked against the JWKS)
 
 API:
@@ -87,6 +88,9 @@ class OidcAccount:
     name: str = ""
     groups: tuple[str, ...] = ()
     email_verified: bool = True
+    # How the sign-in authenticated (RFC 8176), in the ID token's `amr`: Authentik's values,
+    # "pwd" for a password, plus "mfa" when an MFA stage ran. Empty: no `amr` claim.
+    amr: tuple[str, ...] = ("pwd",)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class OidcProvider:
             "name": account.name or account.email,
             "groups": list(account.groups),
             "email_verified": account.email_verified,
+            "amr": list(account.amr),
         }
         self._write(accounts)
 

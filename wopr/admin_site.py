@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import auth
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
@@ -20,12 +21,40 @@ from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 
-from wopr.staff_sso import signed_in_with_sso
+from wopr.staff_sso import STAFF_SSO_BACKEND, signed_in_with_sso, sso_mfa_proven
+
+
+def sso_user_without_mfa(request: HttpRequest | None) -> Any | None:
+    """The user of a session signed in through Authentik without a proven second factor (who
+    still owes the local TOTP code), fresh from the database; None for any other request."""
+    if request is None or not request.user.is_authenticated:
+        return None
+    if not signed_in_with_sso(request) or sso_mfa_proven(request):
+        return None
+    user = auth.get_user_model()._default_manager.get(pk=request.user.pk)
+    user.backend = STAFF_SSO_BACKEND  # auth.login keeps the session's backend
+    return user
 
 
 class OTPLoginForm(OTPAdminAuthenticationForm):
     """django-otp's admin sign-in form, which asks staff to pick a device before typing a code;
-    someone with exactly one confirmed device (the usual case) just types the code."""
+    someone with exactly one confirmed device (the usual case) just types the code. After a
+    sign-in through Authentik without MFA only the code is asked (they have no local password).
+    """
+
+    def __init__(self, request: HttpRequest | None = None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(request, *args, **kwargs)
+        self.sso_user = sso_user_without_mfa(request)
+        if self.sso_user is not None:
+            del self.fields["username"], self.fields["password"]
+
+    def clean(self) -> dict[str, Any]:
+        if self.sso_user is None:
+            return super().clean()
+        self.user_cache = self.sso_user
+        self.confirm_login_allowed(self.sso_user)
+        self.clean_otp(self.sso_user)
+        return self.cleaned_data
 
     def _chosen_device(self, user: Any) -> Device | None:
         device = super()._chosen_device(user)
@@ -65,11 +94,14 @@ class WoprAdminSite(OTPAdminSite):
                 {"next": next_url}
             )
             context["sso_refused"] = request.GET.get("sso") == "refused"
+            context["sso_needs_totp"] = bool(settings.ADMIN_REQUIRE_OTP) and bool(
+                sso_user_without_mfa(request)
+            )
         return super().login(request, context)
 
     def has_permission(self, request: HttpRequest) -> bool:
         """Active staff; with ADMIN_REQUIRE_OTP also verified by a TOTP device this session,
-        unless they signed in through Authentik, which enforces its own MFA."""
-        if settings.ADMIN_REQUIRE_OTP and not signed_in_with_sso(request):
+        unless they signed in through Authentik and its ID token proved MFA (`amr`)."""
+        if settings.ADMIN_REQUIRE_OTP and not sso_mfa_proven(request):
             return super().has_permission(request)
         return AdminSite.has_permission(self, request)

@@ -457,7 +457,9 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the device admin never shows a TOTP key
 # offers "Sign in with Authentik" (mozilla-django-oidc under /oidc/). Endpoints follow Authentik's
 # layout (issuer https://<authentik>/application/o/<slug>/); each can be set on its own.
 # OIDC_STAFF_GROUPS maps Authentik groups to staff roles (Django groups); anyone in none of them
-# is refused. Staff signed in this way are not asked for the local TOTP: Authentik enforces MFA.
+# is refused. Staff signed in this way skip the local TOTP (ADMIN_REQUIRE_OTP) only when the ID
+# token's `amr` names one of OIDC_STAFF_MFA_AMR (Authentik puts "mfa" there after an MFA stage);
+# a password-only sign-in is asked for the local TOTP code.
 _OIDC_SHARED = OIDC_ISSUER.rsplit("/", 1)[0]
 OIDC_OP_AUTHORIZATION_ENDPOINT = env.str(
     "OIDC_OP_AUTHORIZATION_ENDPOINT", default=f"{_OIDC_SHARED}/authorize/"
@@ -474,6 +476,7 @@ OIDC_STAFF_GROUPS = env.str(
     "OIDC_STAFF_GROUPS",
     default="wopr-support=support,wopr-operations=operations,wopr-owners=owner",
 )
+OIDC_STAFF_MFA_AMR = env.str("OIDC_STAFF_MFA_AMR", default="mfa")
 LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=refused"
 # Every OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS, a staff page load asks Authentik again without a
 # prompt (SessionRefresh): someone deactivated or removed from the staff groups there is signed

@@ -8,10 +8,12 @@ names, re-synced at every sign-in, so a role removed in Authentik is removed her
 no staff group is refused, and no user is made for them. The role `owner` is also superuser
 until issue 14 gives each role its own permissions.
 
-Second factor: staff signed in here are not asked for the admin's local TOTP code; Authentik
-enforces its own MFA on the sign-in (`signed_in_with_sso`, used by wopr.admin_site). Local
-passwords (with the lockout and TOTP as before) stay for break-glass; users made here have no
-usable local password.
+Second factor: staff signed in here skip the admin's local TOTP code only when the ID token
+proves Authentik did MFA: its `amr` claim (RFC 8176; Authentik puts "mfa" there after an MFA
+stage) holds one of OIDC_STAFF_MFA_AMR. That is recorded in the session at sign-in
+(`sso_mfa_proven`, used by wopr.admin_site); otherwise, with ADMIN_REQUIRE_OTP on, the admin
+asks for the local TOTP code as after a local password. Local passwords (with the lockout and
+TOTP as before) stay for break-glass; users made here have no usable local password.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 STAFF_SSO_BACKEND = "wopr.staff_sso.StaffOIDCBackend"
 OWNER_ROLE = "owner"
+SSO_MFA_SESSION_KEY = "wopr_sso_mfa"  # True: this sign-in's ID token proved a second factor
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
 
 
@@ -64,9 +67,25 @@ def staff_roles(claims: dict[str, Any]) -> set[str]:
 
 
 def signed_in_with_sso(request: HttpRequest) -> bool:
-    """Whether this session's user signed in through Authentik (whose MFA stands in for the
-    admin's local TOTP); the backend is recorded server-side in the session at sign-in."""
+    """Whether this session's user signed in through Authentik; the backend is recorded
+    server-side in the session at sign-in."""
     return request.session.get(BACKEND_SESSION_KEY) == STAFF_SSO_BACKEND
+
+
+def sso_mfa_proven(request: HttpRequest) -> bool:
+    """Whether this session signed in through Authentik with a second factor the ID token
+    proved (its MFA then stands in for the admin's local TOTP)."""
+    return signed_in_with_sso(request) and request.session.get(SSO_MFA_SESSION_KEY) is True
+
+
+def mfa_in_amr(payload: dict[str, Any]) -> bool:
+    """Whether the ID token's `amr` names a method of OIDC_STAFF_MFA_AMR (a missing or
+    malformed claim proves nothing)."""
+    amr = payload.get("amr")
+    if not isinstance(amr, list):
+        return False
+    accepted = {value.strip() for value in settings.OIDC_STAFF_MFA_AMR.split(",")} - {""}
+    return any(isinstance(value, str) and value in accepted for value in amr)
 
 
 def staff_sign_in(*, issuer: str, claims: dict[str, Any]) -> AbstractBaseUser | None:
@@ -159,16 +178,27 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):
     def get_or_create_user(
         self, access_token: str, id_token: str, payload: dict[str, Any]
     ) -> AbstractBaseUser | None:
-        """The staff user for the signed-in subject, or None (refused)."""
+        """The staff user for the signed-in subject, or None (refused); `sso_mfa` on it says
+        whether the ID token proved a second factor (the callback stores it in the session)."""
         claims = self.get_userinfo(access_token, id_token, payload)
         if claims.get("sub") != payload.get("sub"):
             raise SuspiciousOperation("userinfo describes another subject than the ID token")
-        return staff_sign_in(issuer=settings.OIDC_ISSUER, claims=claims)
+        user = staff_sign_in(issuer=settings.OIDC_ISSUER, claims=claims)
+        if user is not None:
+            user.sso_mfa = mfa_in_amr(payload)  # type: ignore[attr-defined]
+        return user
 
 
 class StaffOIDCCallbackView(OIDCAuthenticationCallbackView):
     """The callback; a refused sign-in (also a refused silent re-check by SessionRefresh)
     ends any session the browser had, so a removed staff member keeps no access."""
+
+    def login_success(self) -> HttpResponse:
+        """Signed in (the library's login); then whether this sign-in proved a second factor,
+        set at every sign-in and silent re-check, so a later password-only one clears it."""
+        response = super().login_success()
+        self.request.session[SSO_MFA_SESSION_KEY] = getattr(self.user, "sso_mfa", False) is True
+        return response
 
     def login_failure(self) -> HttpResponse:
         if self.request.user.is_authenticated:

@@ -5,9 +5,11 @@
 //
 // config.json: {"issuer_path": "/application/o/wopr/", "audience": "<API audience>", "accounts_file": "<path>", "clients": [<client metadata>],
 //   "api_clients": ["<client_id>", ...]}
-// The accounts file ({"<sub>": {"email", "email_verified", "name", "groups"}}) is re-read on every
-// lookup, so a test can change someone's groups between two sign-ins. devInteractions' login form
-// accepts any password: the "login" field is the account's sub.
+// The accounts file ({"<sub>": {"email", "email_verified", "name", "groups", "amr"}}) is re-read on
+// every lookup, so a test can change someone's groups between two sign-ins. devInteractions' login
+// form accepts any password: the "login" field is the account's sub. An account's `amr` (RFC 8176
+// values, as Authentik's: ["pwd"] for a password, ["pwd", "mfa"] with an MFA stage) is the
+// session's authentication methods, carried by the ID tokens of that sign-in.
 //
 // Routes follow Authentik's layout (authorize, token and userinfo shared under /application/o/,
 // the JWKS and end-session under the application's slug, discovery under the issuer), so the
@@ -87,6 +89,17 @@ function interactions() {
   return { policy };
 }
 
+// devInteractions finishes a login with the account id only; add the account's `amr`, as
+// Authentik's login flow records how the user authenticated.
+function withAccountAmr(provider) {
+  const finished = provider.interactionFinished.bind(provider);
+  provider.interactionFinished = (req, res, result, options) => {
+    const amr = result.login && loadAccounts()[result.login.accountId]?.amr;
+    if (Array.isArray(amr) && amr.length) result.login.amr = amr;
+    return finished(req, res, result, options);
+  };
+}
+
 function makeProvider(issuer) {
   const provider = new Provider(issuer, {
     clients: config.clients,
@@ -96,7 +109,7 @@ function makeProvider(issuer) {
     jwks: signingKeys(),
     cookies: { keys: [randomBytes(32).toString('hex')] },
     claims: {
-      openid: ['sub'],
+      openid: ['sub', 'amr'], // the session's `amr` (as Authentik's) goes into the ID token
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username', 'groups'],
     },
@@ -128,6 +141,7 @@ function makeProvider(issuer) {
     },
   });
   provider.proxy = false;
+  withAccountAmr(provider);
   // A 500 from the provider is a bug in this stand-in or its use: say why, on stderr.
   provider.on('server_error', (_ctx, error) => console.error('server_error', error));
   return provider;

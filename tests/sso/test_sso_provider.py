@@ -51,6 +51,17 @@ def test_staff_client_gets_an_access_token_good_for_userinfo(oidc_provider):
     assert answer.json()["groups"] == ["wopr-operations"]
 
 
+def test_the_id_token_carries_the_account_s_authentication_methods(oidc_provider):
+    """As Authentik's: `amr` says how the sign-in authenticated ("mfa" after an MFA stage)."""
+    staff = oidc_provider.staff
+    mfa = OidcAccount(sub="prov-mfa", email="mfa@example.com", amr=("pwd", "mfa"))
+    assert tokens(oidc_provider, account=mfa, client=staff).claims["amr"] == ["pwd", "mfa"]
+    password = OidcAccount(sub="prov-pwd", email="pwd@example.com")
+    assert tokens(oidc_provider, account=password, client=staff).claims["amr"] == ["pwd"]
+    silent = OidcAccount(sub="prov-none", email="none@example.com", amr=())
+    assert "amr" not in tokens(oidc_provider, account=silent, client=staff).claims
+
+
 def test_group_change_applies_to_the_next_sign_in(oidc_provider):
     dave = OidcAccount(sub="prov-dave", email="dave@example.com", groups=("wopr-owners",))
     assert tokens(oidc_provider, account=dave, client=oidc_provider.staff).claims["groups"] == [

@@ -31,9 +31,10 @@ def signed_in_user(client: Client):
 
 
 def test_operations_member_lands_in_the_admin_as_staff_with_the_operations_role(sso, settings):
-    settings.ADMIN_REQUIRE_OTP = True  # Authentik's MFA stands in for the local TOTP
+    settings.ADMIN_REQUIRE_OTP = True  # Authentik's MFA (`amr` "mfa") stands in for the TOTP
     client = Client()
-    ops = OidcAccount(sub="ops-1", email="ops@example.com", groups=("wopr-operations", "misc"))
+    groups = ("wopr-operations", "misc")
+    ops = OidcAccount(sub="ops-1", email="ops@example.com", groups=groups, amr=("pwd", "mfa"))
 
     answer = sso_sign_in(client, sso, ops)
 
