@@ -5,9 +5,14 @@ Beacons' lifecycle.
   attribute carrying our customer id, then by e-mail, adopted) or created, never twice: a
   retried create looks again first, and a user made for this Beacon is recognised by the
   `wopr_created_for` attribute, so "new" survives a lost answer. Adds the Beacon's groups.
+  Only a user WE created (it carries `wopr_created_for`) is ever re-activated or deactivated:
+  the checkout e-mail is whatever the buyer typed and staff share this Authentik, so an adopted
+  user (perhaps a disabled former employee) keeps the active flag staff gave it.
+- No buyer is ever added to a staff group (the names on the left of OIDC_STAFF_GROUPS): a
+  bundle or module named like one is skipped with a warning.
 - `account_groups_sync(beacon=...)`: after a suspension, resumption or decommission, the user's
   `wopr-*` groups are those of its Beacons that are pending, provisioning or active (a group
-  another live Beacon needs stays); the user is deactivated once every Beacon is gone.
+  another live Beacon needs stays); a user we created is deactivated once every Beacon is gone.
 - `account_recovery_link(beacon=...)`: a set-your-password link, fetched when the welcome
   e-mail is rendered (a secret: never stored, never logged).
 
@@ -78,8 +83,9 @@ def beacon_group_names(beacon: Beacon) -> list[str]:
 
 
 def account_ensure(*, beacon: Beacon) -> Account:
-    """Find or create the Beacon owner's user, (re)activate it, store its pk on the Customer
-    and add the Beacon's groups. Idempotent: every write is preceded by a look."""
+    """Find or create the Beacon owner's user, re-activate it if we created it (an inactive
+    user we did not create is left so, and said so), store its pk on the Customer and add the
+    Beacon's groups. Idempotent: every write is preceded by a look."""
     identity = identity_provider()
     if identity is None:
         return Account("", False, SKIPPED, skipped=True)
@@ -89,8 +95,7 @@ def account_ensure(*, beacon: Beacon) -> Account:
     user, how = _user_find(identity, customer, _email(beacon))
     if user is None:
         user, how = _user_create(identity, customer, beacon), "created"
-    if not user.is_active:
-        user, how = identity.update_user(user.pk, is_active=True), f"{how}, re-activated"
+    user, how = _reactivate(identity, user, how)
     Customer.objects.filter(pk=customer.pk).exclude(authentik_user_pk=str(user.pk)).update(
         authentik_user_pk=str(user.pk)
     )
@@ -99,6 +104,32 @@ def account_ensure(*, beacon: Beacon) -> Account:
     new = user.attributes.get(CREATED_FOR_ATTRIBUTE) == str(beacon.pk)
     joined = f"; added to {', '.join(added)}" if added else "; groups already held"
     return Account(str(user.pk), new, f"Authentik user {user.pk} {how}{joined}")
+
+
+def wopr_created(user: IdentityUser) -> bool:
+    """Whether we created the user (for some Beacon): only then may we flip `is_active`."""
+    return bool(user.attributes.get(CREATED_FOR_ATTRIBUTE))
+
+
+def _reactivate(
+    identity: IdentityProvider, user: IdentityUser, how: str
+) -> tuple[IdentityUser, str]:
+    """Re-activate an inactive user we created; one we adopted is never re-enabled (staff
+    disabled it, perhaps a former employee): left inactive, and the message says so."""
+    if user.is_active:
+        return user, how
+    if not wopr_created(user):
+        logger.warning("Authentik user %s is inactive and not ours: left inactive", user.pk)
+        return user, f"{how}, inactive and not created by us: left inactive for staff"
+    return identity.update_user(user.pk, is_active=True), f"{how}, re-activated"
+
+
+def staff_group_names() -> frozenset[str]:
+    """The Authentik groups that make staff: the names left of `=` in OIDC_STAFF_GROUPS
+    ("wopr-support=support,..."), parsed here (wopr.staff_sso validates the setting)."""
+    raw = getattr(settings, "OIDC_STAFF_GROUPS", "") or ""
+    names = (entry.partition("=")[0].strip() for entry in raw.split(","))
+    return frozenset(name for name in names if name)
 
 
 def _email(beacon: Beacon) -> str:
@@ -187,9 +218,14 @@ def _group_ensure(identity: IdentityProvider, name: str) -> IdentityGroup:
 
 
 def _groups_add(identity: IdentityProvider, user: IdentityUser, names: Iterable[str]) -> list[str]:
-    """Add the user to each group it is not yet in; the names added."""
+    """Add the user to each group it is not yet in; the names added. A staff group is never
+    joined (a bundle or module named like one must not make buyers staff): skipped, logged."""
     added = []
+    staff = staff_group_names()
     for name in names:
+        if name in staff:
+            logger.warning("not adding Authentik user %s to staff group %s", user.pk, name)
+            continue
         group = _group_ensure(identity, name)
         if group.pk not in user.group_pks:
             identity.add_to_group(group.pk, user.pk)
@@ -200,9 +236,13 @@ def _groups_add(identity: IdentityProvider, user: IdentityUser, names: Iterable[
 def _groups_remove(
     identity: IdentityProvider, user: IdentityUser, names: Iterable[str]
 ) -> list[str]:
-    """Remove the user from each of these groups it is in; the names removed."""
+    """Remove the user from each of these groups it is in; the names removed. Staff groups
+    are never touched (we never add anyone to one, so membership there is staff's doing)."""
     removed = []
+    staff = staff_group_names()
     for name in names:
+        if name in staff:
+            continue
         group = identity.find_group(name)
         if group is not None and group.pk in user.group_pks:
             identity.remove_from_group(group.pk, user.pk)
@@ -216,7 +256,8 @@ def _groups_remove(
 def account_groups_sync(*, beacon: Beacon) -> Account:
     """Bring the owner's `wopr-*` groups and active flag in line with all of the user's
     Beacons (of every Customer row that shares the user): groups of the live ones kept or
-    added, those only the others needed removed; deactivated once every Beacon is gone."""
+    added, those only the others needed removed; a user we created is deactivated once every
+    Beacon is gone (one we adopted never is: staff may share this Authentik)."""
     identity = identity_provider()
     if identity is None:
         return Account("", False, SKIPPED, skipped=True)
@@ -234,9 +275,9 @@ def account_groups_sync(*, beacon: Beacon) -> Account:
     removed = _groups_remove(identity, user, sorted(managed - wanted))
     added = _groups_add(identity, user, sorted(wanted))
     active = any(b.status not in GONE_STATUSES for b in siblings)
-    if user.is_active != active:
+    if user.is_active != active and wopr_created(user):
         user = identity.update_user(user.pk, is_active=active)
-    return Account(str(user.pk), False, _sync_message(user, added, removed))
+    return Account(str(user.pk), False, _sync_message(user, added, removed, active))
 
 
 def _account_beacons(beacon: Beacon, user_pk: str) -> Iterable[Beacon]:
@@ -245,11 +286,15 @@ def _account_beacons(beacon: Beacon, user_pk: str) -> Iterable[Beacon]:
     return model.objects.filter(owner__authentik_user_pk=user_pk).select_related("bundle")
 
 
-def _sync_message(user: IdentityUser, added: list[str], removed: list[str]) -> str:
+def _sync_message(user: IdentityUser, added: list[str], removed: list[str], wanted: bool) -> str:
     parts = [f"Authentik user {user.pk}"]
     parts.append(f"added to {', '.join(added)}" if added else "")
     parts.append(f"removed from {', '.join(removed)}" if removed else "")
-    parts.append("active" if user.is_active else "deactivated (no Beacon left)")
+    if user.is_active != wanted:  # only a user we did not create
+        state = "active" if user.is_active else "inactive"
+        parts.append(f"left {state} (not created by us: staff decide)")
+    else:
+        parts.append("active" if user.is_active else "deactivated (no Beacon left)")
     return "; ".join(part for part in parts if part)
 
 

@@ -9,13 +9,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.services import account_ensure
 from billing.catalog import catalog_data, region_locations, server_size
 from billing.models import Bundle, Order, Tier
 from dns.services import dns_records_delete, dns_records_upsert
 from documents.emails import email_send_once
 from integrations.clouds.base import ServerSpec
 from integrations.errors import ProviderError
+from provisioning.account_step import step_account
 from provisioning.callbacks import StageReport, install_stages_record, job_callback_token
 from provisioning.checkpoint import PLACEMENTS_TRIED, Checkpoint
 from provisioning.jobs import COMPENSATE, Again, Back, Done, GiveUp, Wait, Workflow
@@ -163,13 +163,6 @@ def step_choose_provider(job: Job) -> Done:
         {"provider": provider.name, "location": location, "size": size},
         f"placed on {provider.name} in {location} ({size})",
     )
-
-
-def step_account(job: Job) -> Done:
-    """The owner's Authentik account (found, adopted or created, never twice) with the Beacon's
-    groups, before any server exists; skipped, and said so, without AUTHENTIK_URL."""
-    account = account_ensure(beacon=job.beacon)
-    return Done({"authentik_user_pk": account.user_pk, "account_new": account.new}, account.message)
 
 
 def _next_placement(job: Job, beacon: Beacon, error: ProviderError) -> Again:

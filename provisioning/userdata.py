@@ -18,6 +18,7 @@ from django.conf import settings
 
 from installers.services import current_installer
 from integrations.errors import ProviderError
+from provisioning.checkpoint import Checkpoint
 from provisioning.models import Beacon, Job
 
 # Hetzner Cloud and DigitalOcean both refuse user data over 32 KiB.
@@ -59,7 +60,7 @@ def bootstrap_document(beacon: Beacon, job: Job, token: str) -> dict[str, object
             "max_users": tier.max_users,
             "backup_days": tier.backup_days,
         },
-        "owner": beacon_owner(beacon),
+        "owner": beacon_owner(beacon, Checkpoint(job.checkpoint).result("account")),
         "control_plane_url": base,
         "callback_url": f"{base}/api/v1/beacons/{beacon.pk}/callback",
         "callback_token": token,
@@ -67,15 +68,19 @@ def bootstrap_document(beacon: Beacon, job: Job, token: str) -> dict[str, object
     }
 
 
-def beacon_owner(beacon: Beacon) -> dict[str, str]:
+def beacon_owner(beacon: Beacon, account: dict[str, object] | None = None) -> dict[str, str]:
     """The buyer: the order's e-mail (where the welcome e-mail went) and the customer's name,
     else the name given at checkout, and their Authentik user id ("" when no account was made:
-    no AUTHENTIK_URL)."""
+    no AUTHENTIK_URL, or Authentik failed for good). The job's `account` step result, when
+    given, decides the id (the customer's stored one may predate a failed account step)."""
     order, customer = beacon.order, beacon.owner
+    user_pk = customer.authentik_user_pk if customer else ""
+    if account and "authentik_user_pk" in account:
+        user_pk = str(account["authentik_user_pk"] or "")
     return {
         "email": order.email or (customer.email if customer else ""),
         "name": (customer.name if customer else "") or order.name,
-        "authentik_user_id": customer.authentik_user_pk if customer else "",
+        "authentik_user_id": user_pk,
     }
 
 
