@@ -30,6 +30,12 @@ with open(sys.argv[1], "rb") as handle:
 PY
     "$venv/bin/pip" install --requirement "$requirements"
     rm -f "$requirements"
+    # The service speaks English only (LANGUAGE_CODE en-us, no LocaleMiddleware): the other
+    # languages' message catalogues of Django and its apps are about 30 MB of the image.
+    find "$venv/lib" -type d -name locale -prune | while read -r catalogues; do
+      find "$catalogues" -mindepth 1 -maxdepth 1 -type d ! -name en ! -name 'en_*' \
+        ! -name __pycache__ -exec rm -rf {} +
+    done
     ;;
   static)
     cd "$app_dir"
