@@ -38,7 +38,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from billing.models import Customer
-from billing.selfservice import customer_sign_in
+from billing.selfservice import SignInRefused, customer_sign_in
 from integrations.http import http_client
 from provisioning.models import Beacon
 from wopr.api_common import ServiceUnavailable, bearer_token
@@ -60,6 +60,8 @@ MAX_DOCUMENT_BYTES = 256 * 1024
 clock = time.monotonic
 
 REFUSAL = "The bearer token is not valid."
+# 403 for a sign-in whose e-mail is another account's (says no more than that it is refused).
+SIGN_IN_REFUSED = "This sign-in cannot be linked to a customer account; please contact support."
 
 
 class InvalidToken(exceptions.AuthenticationFailed):
@@ -111,13 +113,24 @@ def oidc_jwks_uri(issuer: str) -> str:
     if jwks_uri == "":  # a fetch failed moments ago: do not wait on the provider again yet
         raise ProviderUnavailable()
     if jwks_uri is None:
-        cache.set(key, "", FAILED_FETCH_RETRY_SECONDS)
-        document = _fetch_json(f"{issuer}/.well-known/openid-configuration")
-        jwks_uri = document.get("jwks_uri")
-        if str(document.get("issuer", "")).rstrip("/") != issuer or not isinstance(jwks_uri, str):
-            logger.warning("oidc: the discovery document of %s is not for it", issuer)
-            raise ProviderUnavailable()
+        try:
+            jwks_uri = _discover_jwks_uri(issuer)
+        except ProviderUnavailable:
+            # Marked only once it failed: while a fetch runs, other processes fetch too rather
+            # than read a marker and answer 503.
+            cache.set(key, "", FAILED_FETCH_RETRY_SECONDS)
+            raise
         cache.set(key, jwks_uri, DISCOVERY_TTL_SECONDS)
+    return jwks_uri
+
+
+def _discover_jwks_uri(issuer: str) -> str:
+    """The `jwks_uri` of `issuer`'s discovery document, or ProviderUnavailable."""
+    document = _fetch_json(f"{issuer}/.well-known/openid-configuration")
+    jwks_uri = document.get("jwks_uri")
+    if str(document.get("issuer", "")).rstrip("/") != issuer or not isinstance(jwks_uri, str):
+        logger.warning("oidc: the discovery document of %s is not for it", issuer)
+        raise ProviderUnavailable()
     return jwks_uri
 
 
@@ -250,11 +263,14 @@ class CustomerTokenAuthentication(BaseAuthentication):
             return None
         request._bearer_invalid = True  # the challenge says why, if this raises
         claims = token_claims(token)
-        customer = customer_sign_in(
-            subject=str(claims.get("sub", "")),
-            email=claims.get("email") if isinstance(claims.get("email"), str) else "",
-            email_verified=claims.get("email_verified") is True,
-        )
+        try:
+            customer = customer_sign_in(
+                subject=str(claims.get("sub", "")),
+                email=claims.get("email") if isinstance(claims.get("email"), str) else "",
+                email_verified=claims.get("email_verified") is True,
+            )
+        except SignInRefused:
+            raise exceptions.PermissionDenied(SIGN_IN_REFUSED) from None
         if customer is None:
             raise exceptions.PermissionDenied("This sign-in has no verified e-mail address.")
         request._bearer_invalid = False

@@ -33,6 +33,10 @@ clock = time.time
 # --- sign-in ----------------------------------------------------------------------------------
 
 
+class SignInRefused(Exception):
+    """The token's e-mail belongs to a Customer already bound to another OIDC `sub`."""
+
+
 def customer_sign_in(*, subject: str, email: str, email_verified: bool) -> Customer | None:
     """The Customer a verified sign-in is, learning its OIDC `sub` on the first one.
 
@@ -40,8 +44,10 @@ def customer_sign_in(*, subject: str, email: str, email_verified: bool) -> Custo
     verified Customer with that address (case-insensitive), or the newest unverified one made
     verified, or a new verified one; every unverified Customer with that address is merged into
     it (their Orders and Beacons move; their own Stripe customer ids stay on the Orders). An
-    unverified e-mail gets None. Safe under concurrent first sign-ins (unique constraints on
-    the verified e-mail and on `oidc_subject` decide; the loser reads the winner's row).
+    unverified e-mail gets None. A Customer already bound to another `sub` is never taken over
+    by an e-mail claim: SignInRefused, and nothing changes. Safe under concurrent first sign-ins
+    (unique constraints on the verified e-mail and on `oidc_subject` decide; the loser reads the
+    winner's row).
     """
     if subject:
         known = Customer.objects.filter(oidc_subject=subject).first()
@@ -52,15 +58,33 @@ def customer_sign_in(*, subject: str, email: str, email_verified: bool) -> Custo
     try:
         with transaction.atomic():
             customer = _verified_customer(email)
+            _refuse_other_subject(customer, subject)
             _merge_unverified(customer)
-            if subject and not customer.oidc_subject:
-                Customer.objects.filter(pk=customer.pk, oidc_subject="").update(
-                    oidc_subject=subject
-                )
-                customer.oidc_subject = subject
+            _bind_subject(customer, subject)
     except IntegrityError:  # a concurrent first sign-in won: its rows are ours now
-        return Customer.objects.filter(email__iexact=email, email_verified_at__isnull=False).first()
+        customer = Customer.objects.filter(
+            email__iexact=email, email_verified_at__isnull=False
+        ).first()
+        if customer is not None:
+            _refuse_other_subject(customer, subject)
     return customer
+
+
+def _refuse_other_subject(customer: Customer, subject: str) -> None:
+    """SignInRefused when `customer` is bound to an OIDC `sub` other than `subject`."""
+    if customer.oidc_subject and customer.oidc_subject != subject:
+        logger.warning("customer %s: sign-in by another subject refused", customer.pk)
+        raise SignInRefused()
+
+
+def _bind_subject(customer: Customer, subject: str) -> None:
+    """Record `subject` as `customer`'s OIDC `sub` unless it has one (then it must be it)."""
+    if not subject or customer.oidc_subject:
+        return
+    if not Customer.objects.filter(pk=customer.pk, oidc_subject="").update(oidc_subject=subject):
+        customer.refresh_from_db(fields=["oidc_subject"])  # bound meanwhile: to this sub only
+        _refuse_other_subject(customer, subject)
+    customer.oidc_subject = subject
 
 
 def _verified_customer(email: str) -> Customer:

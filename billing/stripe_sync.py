@@ -18,8 +18,9 @@ The cursor: the newest event of the mode up to which every event is known to be 
 With one, the list is walked forward from it (`ending_before`, the page just newer each time),
 oldest first, and the cursor moves after each processed event, so a run stopped by its page
 bound or by an error resumes where it stopped. Without one (the first run), the list is read
-back to the newest event dj-stripe stored for the mode (at most 30 days: Stripe keeps no
-more), then processed oldest first.
+back over the whole 30 days Stripe keeps (not only back to the newest event dj-stripe stored:
+an event dropped before a later delivered one would never be listed), bounded by the page
+limit, then processed oldest first.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def _unseen_events(cursor: StripeEventCursor, result: EventsRecovery) -> Iterato
     if cursor.last_event_id and cursor.last_event_created and cursor.last_event_created > fresh:
         pages = _pages_forward(cursor.last_event_id, result)
     else:
-        pages = iter([_pages_back_to(_first_since(result.mode), result)])
+        pages = iter([_pages_back_to(_first_since(), result)])
     for page in pages:
         result.listed += len(page)
         ids = [event["id"] for event in page]
@@ -192,16 +193,11 @@ def _pages_back_to(since: datetime, result: EventsRecovery) -> list[dict[str, An
     return list(reversed(events))
 
 
-def _first_since(mode: str) -> datetime:
-    """The newest event dj-stripe stored for `mode`, at most Stripe's 30 days back."""
-    oldest = timezone.now() - EVENT_RETENTION + CURSOR_MARGIN
-    newest = (
-        Event.objects.filter(livemode=mode == StripeMode.LIVE, type__in=EVENT_TYPES)
-        .order_by("-created")
-        .values_list("created", flat=True)
-        .first()
-    )
-    return max(newest, oldest) if newest else oldest
+def _first_since() -> datetime:
+    """Where the first run starts: all of Stripe's 30 days. Not the newest event dj-stripe
+    stored: a webhook dropped before a later delivered one would lie before it, never listed,
+    and the cursor would then move past it for good."""
+    return timezone.now() - EVENT_RETENTION
 
 
 def _event_recover(data: dict[str, Any], cursor: StripeEventCursor, result: EventsRecovery) -> None:

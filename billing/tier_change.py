@@ -156,7 +156,7 @@ def _stripe_update(order: Order, tier: Tier, price: Price, requested_at: datetim
             params=_update_params(current.to_dict(), price),
             options={"idempotency_key": key},
         )
-    except StripeUnconfigured:
+    except (StripeUnconfigured, NotPossible):  # nothing was asked of Stripe: the claim goes
         _release(order, requested_at)
         raise
     except stripe.StripeError as error:

@@ -76,6 +76,25 @@ def test_a_refusal_by_stripe_forgets_the_claim(bought, stripe_mock, stripe_calls
     assert len(stripe_calls.posts(path)) == 2
 
 
+def test_a_subscription_that_cannot_change_here_forgets_the_claim(
+    bought, stripe_mock, stripe_calls
+):
+    """A subscription of two items is refused after the claim (its item is only known from
+    Stripe's answer); the claim goes with it, so the Order is not locked for 23 hours."""
+    path = f"/v1/subscriptions/{bought.subscription_id}"
+    items = [{"id": "si_a", "object": "subscription_item"}, {"id": "si_b"}]
+    two_items = {"id": bought.subscription_id, "object": "subscription", "items": {"data": items}}
+    stripe_calls.replies[f"GET {path}"] = (200, two_items, {})
+
+    with pytest.raises(NotPossible, match="contact support"):
+        tier_change_request(beacon=bought.beacon, tier=tier("t2"))
+
+    assert stripe_calls.posts(path) == []
+    assert Order.objects.get(pk=bought.order.pk).tier_change_to is None
+    tier_change_request(beacon=bought.beacon, tier=tier("t3"))  # another change may be asked
+    assert Order.objects.get(pk=bought.order.pk).tier_change_to.slug == "t3"
+
+
 def refused(beacon: Beacon, slug: str, error: type[Exception]) -> str:
     beacon.refresh_from_db()
     beacon.order.refresh_from_db()

@@ -232,3 +232,31 @@ def test_tokens_never_reach_the_logs(client, provider, caplog):
     for token in tokens:
         assert token not in logged
         assert token.split(".")[2] not in logged
+
+
+def test_a_discovery_fetch_in_progress_does_not_make_others_answer_503(
+    client, provider, monkeypatch
+):
+    """While one process fetches the discovery document (up to seconds), another one reading
+    the shared cache must not find a "recently failed" marker: it fetches too, and succeeds.
+    Only a failed fetch leaves the marker."""
+    original = customer_auth._fetch_json
+    seen_meanwhile: list[str] = []
+
+    def slow_fetch(url: str) -> dict:
+        if url.endswith("/openid-configuration") and not seen_meanwhile:
+            seen_meanwhile.append("asking")  # another process asks during this fetch
+            seen_meanwhile.append(customer_auth.oidc_jwks_uri(provider.issuer))
+        return original(url)
+
+    monkeypatch.setattr(customer_auth, "_fetch_json", slow_fetch)
+    assert get(client, provider.token()).status_code == 200
+    assert seen_meanwhile == ["asking", f"{provider.issuer}/jwks"]
+
+
+def test_a_failed_discovery_is_remembered_for_a_few_seconds(client, provider, settings):
+    settings.OIDC_ISSUER = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    oidc_keys_forget()
+    with pytest.raises(customer_auth.ProviderUnavailable):
+        customer_auth.oidc_jwks_uri(settings.OIDC_ISSUER)
+    assert cache.get(customer_auth._discovery_key(settings.OIDC_ISSUER)) == ""

@@ -175,3 +175,48 @@ def test_concurrent_first_sign_ins_make_one_verified_customer(unverified):
     assert {beacon.order.pk for beacon in beacons} == set(
         Order.objects.filter(customer=verified).values_list("pk", flat=True)
     )
+
+
+def test_an_email_claim_never_takes_over_a_customer_bound_to_another_subject(client, bearer):
+    """Another provider account claiming the victim's address as verified gets 403, not the
+    victim's Beacons; the unverified orders of that address stay where they are; the victim
+    still signs in."""
+    victim = CustomerFactory(
+        email="ada@example.com", email_verified_at=timezone.now(), oidc_subject="subject-ada"
+    )
+    own = BeaconFactory(order__customer=victim)
+    stray = BeaconFactory(order__customer=CustomerFactory(email="ADA@example.com"))
+
+    refused = client.get(LIST, **bearer(sub="subject-mallory"))
+
+    assert refused.status_code == 403
+    assert "contact support" in refused.json()["error"]["message"]
+    assert "ada@example.com" not in refused.content.decode().lower()
+    assert not Customer.objects.filter(oidc_subject="subject-mallory").exists()
+    assert Beacon.objects.get(pk=stray.pk).owner_id == stray.owner_id != victim.pk
+    assert names(client.get(LIST, **bearer())) == [own.name]
+
+
+def test_the_loser_of_a_first_sign_in_race_is_refused_a_winner_of_another_subject(monkeypatch):
+    """The race path (the unique verified e-mail refused our row; the winner's row is read)
+    applies the same rule: a winner bound to another subject is not handed out."""
+    from django.db import IntegrityError
+
+    from billing import selfservice
+
+    CustomerFactory(
+        email="ada@example.com", email_verified_at=timezone.now(), oidc_subject="subject-ada"
+    )
+
+    def lost_race(email: str) -> Customer:
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(selfservice, "_verified_customer", lost_race)
+    with pytest.raises(selfservice.SignInRefused):
+        selfservice.customer_sign_in(
+            subject="subject-mallory", email="Ada@example.com", email_verified=True
+        )
+    winner = selfservice.customer_sign_in(
+        subject="subject-other", email="new@example.com", email_verified=True
+    )
+    assert winner is None  # no verified row of that address: nothing to hand out

@@ -159,8 +159,10 @@ def test_the_events_list_request_conforms_to_stripes_spec(wire):
     assert recovery.recovered == [] and recovery.listed == 1 and not recovery.error
 
 
-def test_the_first_run_starts_at_the_newest_stored_event(wire):
-    stored = Event.objects.create(
+def test_the_first_run_reads_all_30_days_even_past_the_newest_stored_event(wire):
+    """Not from the newest event dj-stripe stored: one dropped before it would be missed."""
+    before = timezone.now()
+    Event.objects.create(
         id="evt_stored",
         livemode=False,
         type="invoice.paid",
@@ -173,7 +175,48 @@ def test_the_first_run_starts_at_the_newest_stored_event(wire):
     events_recover()
 
     [call] = wire.to("GET", "/v1/events")
-    assert int(call.param("created[gte]")) == int(stored.created.timestamp())
+    thirty_days = int((before - timedelta(days=30)).timestamp())
+    assert thirty_days <= int(call.param("created[gte]")) <= thirty_days + 60
+
+
+def events_since(*events: dict[str, Any]):
+    """A responder for `GET /v1/events` that lists, as Stripe does, only the events created at
+    or after `created[gte]`, newest first."""
+
+    def respond(call) -> tuple[int, dict[str, Any]]:
+        since = int(call.param("created[gte]") or 0)
+        listed = [event for event in events if event["created"] >= since]
+        return 200, event_list(*sorted(listed, key=lambda event: -event["created"]))
+
+    return respond
+
+
+def test_a_first_run_recovers_an_event_dropped_before_a_later_delivered_one(
+    wire, dropped, django_capture_on_commit_callbacks
+):
+    """E1 dropped, E2 (a day later) delivered by the webhook: the first reconcile still lists
+    E1 and processes it; the cursor ends at E2."""
+    now = int(timezone.now().timestamp())
+    dropped["created"] = now - 2 * 86400
+    delivered = checkout_completed_event(beacon_name="delivered1", session_id="cs_test_deliv")
+    delivered["created"] = now - 86400
+    wire.answer("GET /v1/checkout/sessions/cs_test_deliv", session_answer(delivered))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver(client_for_webhook(), delivered).status_code == 200
+    assert Event.objects.filter(id=delivered["id"]).exists()
+    wire.responders[EVENTS] = events_since(dropped, delivered)
+    session_id = dropped["data"]["object"]["id"]
+    wire.answer(f"GET /v1/checkout/sessions/{session_id}", session_answer(dropped))
+    no_subscriptions(wire)
+
+    run = run_reconcile(django_capture_on_commit_callbacks)
+
+    assert missed(run) == [(dropped["id"], "fixed")]
+    assert wire.problems() == []
+    order = Order.objects.get(stripe_checkout_session_id=session_id)
+    assert order.status == OrderStatus.PAID
+    assert Beacon.objects.filter(name__in=["dropped1", "delivered1"]).count() == 2
+    assert StripeEventCursor.objects.get(mode="test").last_event_id == delivered["id"]
 
 
 def test_an_event_that_fails_holds_the_cursor_before_it_and_is_retried(
