@@ -272,9 +272,7 @@ def order_remedy_start(*, remedy_id: int, requested_by: Any) -> bool:
     with transaction.atomic():
         claimed = OrderRemedy.objects.filter(
             pk=remedy_id, state__in=[RemedyState.QUEUED, RemedyState.FAILED]
-        ).update(
-            state=RemedyState.REFUNDING, decided_by=requested_by, last_error="", attempts=0
-        )
+        ).update(state=RemedyState.REFUNDING, decided_by=requested_by, last_error="", attempts=0)
         if claimed:
             task_enqueue_after_commit(RUN_TASK, remedy_id, group="billing")
     return bool(claimed)
