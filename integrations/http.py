@@ -140,6 +140,16 @@ def shared_client(
     return client
 
 
+def request_where(response: httpx.Response) -> str:
+    """Where an answer came from, as ' to METHOD /path', for error messages (empty for an
+    answer built without a request, as tests do)."""
+    try:
+        request = response.request
+    except RuntimeError:
+        return ""
+    return f" to {request.method} {request.url.path}"
+
+
 def int_header(response: httpx.Response, name: str) -> int | None:
     """An integer header (rate limits), or None when absent or not a number."""
     value = response.headers.get(name, "").strip()

@@ -26,7 +26,7 @@ import httpx
 from integrations.budget import BudgetReading, RateBudget
 from integrations.dns.base import DnsBackend, DnsError, Record, RecordSpec
 from integrations.errors import ExternalError
-from integrations.http import VendorClient
+from integrations.http import VendorClient, request_where
 
 logger = logging.getLogger(__name__)
 
@@ -330,20 +330,12 @@ def cloudflare_error(response: httpx.Response) -> DnsError:
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     code = str(first["code"]) if first.get("code") is not None else f"http_{status}"
     detail = str(first.get("message") or response.reason_phrase or "no message")[:300]
-    message = f"Cloudflare answered {status}{_where(response)}: {detail} ({code})"
+    message = f"Cloudflare answered {status}{request_where(response)}: {detail} ({code})"
     if status == 429:
         return DnsError(message, transient=True, code=code, retry_after=_retry_after(response))
     if status >= 500 or (response.is_success and decoded is None):
         return DnsError(message, transient=True, code=code)
     return DnsError(message, transient=False, code=code)
-
-
-def _where(response: httpx.Response) -> str:
-    try:
-        request = response.request
-    except RuntimeError:  # a response built without a request (tests)
-        return ""
-    return f" to {request.method} {request.url.path}"
 
 
 def _json(response: httpx.Response) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ import httpx
 
 from integrations.budget import RateBudget
 from integrations.errors import IdentityError
-from integrations.http import VendorClient, int_header
+from integrations.http import VendorClient, int_header, request_where
 from integrations.identity.base import IdentityGroup, IdentityProvider, IdentityUser, NewUser
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ def authentik_error(response: httpx.Response) -> IdentityError:
     body = _json(response)
     field, detail = _first_error(body)
     code = field or f"http_{status}"
-    message = f"Authentik answered {status}{_where(response)}: {detail or response.reason_phrase}"
+    where = request_where(response)
+    message = f"Authentik answered {status}{where}: {detail or response.reason_phrase}"
     if status == 429:
         retry = int_header(response, "Retry-After")
         return IdentityError(message, transient=True, code=code, retry_after=retry)
@@ -88,14 +89,6 @@ def _json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _where(response: httpx.Response) -> str:
-    try:
-        request = response.request
-    except RuntimeError:  # a response built without a request (tests)
-        return ""
-    return f" to {request.method} {request.url.path}"
 
 
 def _user(item: UserJson) -> IdentityUser:
