@@ -66,3 +66,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def run(django_capture_on_commit_callbacks):
+    """Advance a job and everything it enqueues after commit (tasks run inline); keyword
+    arguments go to job_advance. (tests/backups has its own `run`, of any work.)"""
+
+    from provisioning.tasks import job_advance  # after Django is set up
+
+    def _run(job, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            job_advance(job_id=job.pk, **kwargs)
+        job.refresh_from_db()
+        return job
+
+    return _run

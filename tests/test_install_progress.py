@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,30 +23,10 @@ from provisioning.callbacks import job_callback_token
 from provisioning.jobs import job_advance
 from provisioning.models import Beacon, FakeServer, InstallStage, Job, JobEvent, JobState
 from provisioning.services import beacon_create_for_order
+from tests.clock import clock_fixture  # noqa: F401  (the `clock` fixture, shared)
 from tests.factories import BeaconFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    """`django.utils.timezone.now`, movable forward (the engine and the fakes read it)."""
-
-    def __init__(self, real_now: Any) -> None:
-        self._real_now = real_now
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return self._real_now() + self.offset
-
-    def advance(self, **delta: float) -> None:
-        self.offset += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    moved = Clock(timezone.now)
-    monkeypatch.setattr(timezone, "now", moved.now)
-    return moved
 
 
 @pytest.fixture

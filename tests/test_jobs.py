@@ -34,19 +34,6 @@ def beacon():
     return BeaconFactory(status="pending", ipv4=None, ipv6="")
 
 
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
-    """Advance a job and everything it enqueues after commit (tasks run inline)."""
-
-    def _run(job):
-        with django_capture_on_commit_callbacks(execute=True):
-            job_advance(job_id=job.pk)
-        job.refresh_from_db()
-        return job
-
-    return _run
-
-
 def make_due(job):
     Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 

@@ -317,3 +317,17 @@ class Recording(httpx.BaseTransport):
         response.read()
         self.exchanges.append((request, response))
         return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def prism_accepted(recording: Recording) -> list[str]:
+    """The calls made, each asserted 2xx and free of Prism's spec-violation warnings."""
+    calls = []
+    for request, response in recording.exchanges:
+        call = f"{request.method} {request.url.path}"
+        assert response.is_success, f"{call}: {response.status_code} {response.text[:500]}"
+        assert "sl-violations" not in response.headers, f"{call}: {response.headers}"
+        calls.append(call)
+    return calls

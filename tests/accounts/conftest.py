@@ -9,6 +9,7 @@ import pytest
 
 from fakes.authentik import API, TOKEN, URL, FakeAuthentik
 from integrations.http import transport_for
+from provisioning import provision
 from tests.clock import clock_fixture  # noqa: F401  (the `clock` fixture, shared)
 from tests.lifecycle.conftest import Bought, buy, deliver, post, sweep  # noqa: F401
 
@@ -23,3 +24,17 @@ def authentik(settings) -> Iterator[FakeAuthentik]:
     with transport_for(URL + API, fake.transport()):
         yield fake
     assert fake.violations == []
+
+
+@pytest.fixture
+def user_data(monkeypatch) -> list[str]:
+    """The user data of every server created (what create_server handed the provider)."""
+    sent: list[str] = []
+    real = provision.bootstrap_user_data
+
+    def recording(*args, **kwargs):
+        sent.append(real(*args, **kwargs))
+        return sent[-1]
+
+    monkeypatch.setattr(provision, "bootstrap_user_data", recording)
+    return sent

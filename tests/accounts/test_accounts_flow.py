@@ -14,27 +14,12 @@ from django.core import mail
 from accounts.services import SKIPPED
 from billing.models import Customer
 from fakes.beacon import bootstrap_from_user_data
-from provisioning import provision
 from provisioning.models import Job, JobEvent
 from tests.lifecycle.stripe_events import subscription_event
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
 LINK = re.compile(r"https://authentik\.test/if/flow/[^\s\"<]+")
-
-
-@pytest.fixture
-def user_data(monkeypatch) -> list[str]:
-    """The user data of every server created (what create_server handed the provider)."""
-    sent: list[str] = []
-    real = provision.bootstrap_user_data
-
-    def recording(*args, **kwargs):
-        sent.append(real(*args, **kwargs))
-        return sent[-1]
-
-    monkeypatch.setattr(provision, "bootstrap_user_data", recording)
-    return sent
 
 
 def stored_text() -> str:

@@ -12,26 +12,11 @@ from django.core import mail
 from billing.models import OrderRemedy
 from fakes.authentik import API
 from fakes.beacon import bootstrap_from_user_data
-from provisioning import provision
 from provisioning.models import Job, JobEvent
 from provisioning.userdata import beacon_owner
 from tests.factories import BeaconFactory, CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db(transaction=False)
-
-
-@pytest.fixture
-def user_data(monkeypatch) -> list[str]:
-    """The user data of every server created."""
-    sent: list[str] = []
-    real = provision.bootstrap_user_data
-
-    def recording(*args, **kwargs):
-        sent.append(real(*args, **kwargs))
-        return sent[-1]
-
-    monkeypatch.setattr(provision, "bootstrap_user_data", recording)
-    return sent
 
 
 def assert_made_without_account(bought, user_data: list[str], reason: str) -> Job:

@@ -8,10 +8,13 @@ event's own `created` follows the moved clock, as Stripe's would.
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from billing.models import Order
 from billing.simulation import checkout_completed_event, encode, sign
@@ -89,3 +92,20 @@ def buy(deliver, clock):
         return Bought(beacon, beacon.order, event["data"]["object"]["subscription"])
 
     return _buy
+
+
+@pytest.fixture
+def reconcile(django_capture_on_commit_callbacks):
+    """Run the command; returns (exit status, parsed --json output)."""
+
+    def _reconcile(*args: str) -> tuple[int, dict]:
+        out = io.StringIO()
+        code = 0
+        with django_capture_on_commit_callbacks(execute=True):
+            try:
+                call_command("reconcile", "--json", *args, stdout=out)
+            except SystemExit as exit_:
+                code = int(exit_.code)
+        return code, json.loads(out.getvalue())
+
+    return _reconcile

@@ -57,23 +57,6 @@ def zombie(buy):
     return bought.refresh()
 
 
-@pytest.fixture
-def reconcile(django_capture_on_commit_callbacks):
-    """Run the command; returns (exit status, parsed --json output)."""
-
-    def _reconcile(*args: str) -> tuple[int, dict]:
-        out = io.StringIO()
-        code = 0
-        with django_capture_on_commit_callbacks(execute=True):
-            try:
-                call_command("reconcile", "--json", *args, stdout=out)
-            except SystemExit as exit_:
-                code = int(exit_.code)
-        return code, json.loads(out.getvalue())
-
-    return _reconcile
-
-
 def kinds(report: dict) -> set[tuple[str, str]]:
     return {(finding["kind"], finding["status"]) for finding in report["findings"]}
 

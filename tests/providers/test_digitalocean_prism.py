@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
 import pytest
 
 from integrations.clouds.base import ServerSpec
 from integrations.clouds.digitalocean import DigitalOceanProvider
 from integrations.http import http_client, transport_for
-from tests.vendor_spec import assert_conforms, mock_server, needs_shared
+from tests.vendor_spec import Recording, assert_conforms, mock_server, needs_shared
 
 pytestmark = needs_shared
 
@@ -29,26 +28,9 @@ def prism() -> str:
     return mock_server(PRISM)
 
 
-class Recorder(httpx.BaseTransport):
-    """Real HTTP to Prism, keeping every exchange to check afterwards."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        response.read()
-        self.exchanges.append((request, response))
-        return response
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 @pytest.fixture
 def recorder(prism):
-    recording = Recorder()
+    recording = Recording()
     with transport_for(prism, recording):
         yield recording
     recording.close()

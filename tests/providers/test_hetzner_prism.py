@@ -12,7 +12,7 @@ import pytest
 from integrations.clouds.base import ServerSpec
 from integrations.clouds.hetzner import HetznerProvider
 from integrations.http import transport_for
-from tests.vendor_spec import Recording, mock_server, needs_shared
+from tests.vendor_spec import Recording, mock_server, needs_shared, prism_accepted
 
 pytestmark = needs_shared
 
@@ -38,17 +38,6 @@ def prism(prism_hetzner: str, recording: Recording) -> HetznerProvider:
     return HetznerProvider(base_url=prism_hetzner, token="prism-token", ssh_keys=["ops"])
 
 
-def accepted(recording: Recording) -> list[str]:
-    """The calls made, each asserted 2xx and free of Prism's spec-violation warnings."""
-    calls = []
-    for request, response in recording.exchanges:
-        call = f"{request.method} {request.url.path}"
-        assert response.is_success, f"{call}: {response.status_code} {response.text[:500]}"
-        assert "sl-violations" not in response.headers, f"{call}: {response.headers}"
-        calls.append(call)
-    return calls
-
-
 def test_create_and_protect_are_accepted(prism, recording):
     spec = ServerSpec(
         name="wopr-prism",
@@ -63,7 +52,7 @@ def test_create_and_protect_are_accepted(prism, recording):
 
     assert created.server.id == "42" and created.action_id.isdigit()
     assert created.server.ipv4 and created.server.ipv6
-    assert accepted(recording) == [
+    assert prism_accepted(recording) == [
         "POST /servers",
         "POST /servers/42/actions/change_protection",
         "POST /servers/42/actions/change_protection",
@@ -80,7 +69,7 @@ def test_reads_are_accepted(prism, recording):
     assert server is not None and server.id == "42"
     assert found and status in ("running", "success", "error")
     assert locations and types and types[0].monthly_price
-    assert accepted(recording) == [
+    assert prism_accepted(recording) == [
         "GET /servers/42",
         "GET /servers",
         "GET /actions/42",
@@ -95,7 +84,7 @@ def test_power_and_delete_are_accepted(prism, recording):
     prism.delete_server("42")
 
     assert off.isdigit() and on.isdigit()
-    assert accepted(recording) == [
+    assert prism_accepted(recording) == [
         "POST /servers/42/actions/poweroff",
         "POST /servers/42/actions/poweron",
         "POST /servers/42/actions/change_protection",

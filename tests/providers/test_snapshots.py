@@ -29,6 +29,7 @@ from tests.vendor_spec import (
     hetzner_spec_with,
     mock_server,
     needs_shared,
+    prism_accepted,
     spec_checked,
 )
 
@@ -535,17 +536,6 @@ def test_digitalocean_restores_a_droplet_from_a_snapshot_id_sent_as_a_number(do,
 
 
 # --- the Prism mocks of the vendors' own specs (not stateful: only "accepted and parsed") -------
-def prism_accepted(recording: Recording) -> list[str]:
-    """The calls made, each asserted 2xx and free of Prism's spec-violation warnings."""
-    calls = []
-    for request, response in recording.exchanges:
-        call = f"{request.method} {request.url.path}"
-        assert response.is_success, f"{call}: {response.status_code} {response.text[:500]}"
-        assert "sl-violations" not in response.headers, f"{call}: {response.headers}"
-        calls.append(call)
-    return calls
-
-
 def prism_recording(url: str) -> Iterator[Recording]:
     recording = Recording()
     with transport_for(url, recording):

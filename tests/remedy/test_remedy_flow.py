@@ -16,7 +16,7 @@ from django.urls import reverse
 from billing.models import OrderRemedy, RemedyPolicy, RemedyState
 from billing.remedy import order_remedy_run
 from provisioning.faults import fault_inject
-from provisioning.jobs import job_advance, job_retry
+from provisioning.jobs import job_retry
 from provisioning.models import Beacon
 from provisioning.services import job_start
 from tests.factories import BeaconFactory
@@ -38,19 +38,6 @@ def beacon(stripe_world):
     )
     stripe_world.paid(SUB, amount=1599)
     return beacon
-
-
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
-    """Advance a job and everything it enqueues after commit (tasks run inline)."""
-
-    def _run(job):
-        with django_capture_on_commit_callbacks(execute=True):
-            job_advance(job_id=job.pk)
-        job.refresh_from_db()
-        return job
-
-    return _run
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from integrations.clouds.digitalocean import DigitalOceanProvider
 from integrations.clouds.hetzner import HetznerProvider
 from integrations.http import transport_for
-from tests.vendor_spec import Recording, mock_server, needs_shared
+from tests.vendor_spec import Recording, mock_server, needs_shared, prism_accepted
 
 pytestmark = needs_shared
 
@@ -28,17 +28,6 @@ def recording() -> Iterator[Recording]:
     transport.inner.close()
 
 
-def accepted(recording: Recording) -> list[str]:
-    """The calls made, each asserted 2xx and free of Prism's spec-violation warnings."""
-    calls = []
-    for request, response in recording.exchanges:
-        call = f"{request.method} {request.url.path}"
-        assert response.is_success, f"{call}: {response.status_code} {response.text[:500]}"
-        assert "sl-violations" not in response.headers, f"{call}: {response.headers}"
-        calls.append(call)
-    return calls
-
-
 def test_hetzner_change_type_and_the_running_actions_are_accepted(recording):
     hetzner = HetznerProvider(base_url=HETZNER_PRISM, token="prism-token")
 
@@ -47,7 +36,7 @@ def test_hetzner_change_type_and_the_running_actions_are_accepted(recording):
     hetzner.resize_in_progress("42")
 
     assert started.action_id.isdigit() and kept.grow_disk is False
-    assert accepted(recording) == [
+    assert prism_accepted(recording) == [
         "POST /servers/42/actions/change_type",
         "POST /servers/42/actions/change_type",
         "GET /servers/42/actions",
@@ -61,7 +50,7 @@ def test_digitalocean_resize_and_the_droplet_actions_are_accepted(recording):
     digitalocean.resize_in_progress("3164444")
 
     assert started.action_id.isdigit()
-    assert accepted(recording)[:2] == [
+    assert prism_accepted(recording)[:2] == [
         "POST /v2/droplets/3164444/actions",
         "GET /v2/droplets/3164444/actions",
     ]
