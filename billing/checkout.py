@@ -272,11 +272,12 @@ def checkout_start(*, request: CheckoutRequest) -> CheckoutStarted:
     return _store_session(order, session, customer_id)
 
 
-def stripe_client() -> stripe.StripeClient:
-    """A client for the active mode; `STRIPE_API_BASE` (a mock in tests) when set."""
+def stripe_client(mode: str | None = None) -> stripe.StripeClient:
+    """A client with the secret key of `mode` (default: the active mode), so a test order is
+    never sent to live Stripe; `STRIPE_API_BASE` (a mock in tests) when set."""
     base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     return stripe.StripeClient(
-        stripe_api_key(livemode=settings.STRIPE_LIVE_MODE),
+        stripe_api_key(livemode=(mode or active_mode()) == StripeMode.LIVE),
         base_addresses=base,  # type: ignore[arg-type]
         max_network_retries=2,  # safe: every create carries an idempotency key
         http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.checkout import STRIPE_TIMEOUT_SECONDS
+from billing.checkout import stripe_client
 from billing.models import Customer, Order, StripeMode
 from billing.subscriptions import ENDED_STATUSES, subscription_answer_record
 from billing.webhooks import stripe_api_key
@@ -164,16 +164,9 @@ class TooSoon(SelfServiceError):
 
 def stripe_client_for(mode: str) -> stripe.StripeClient:
     """A client for the order's own Stripe mode (a test order is never sent to live Stripe)."""
-    api_key = stripe_api_key(livemode=mode == StripeMode.LIVE)
-    if not api_key:
+    if not stripe_api_key(livemode=mode == StripeMode.LIVE):
         raise StripeUnconfigured("Billing is not available right now.")
-    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
-    return stripe.StripeClient(
-        api_key,
-        base_addresses=base,  # type: ignore[arg-type]
-        max_network_retries=2,  # safe: every POST of ours carries an idempotency key
-        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
-    )
+    return stripe_client(mode)
 
 
 def _stripe_failed(error: stripe.StripeError, what: str, order: Order) -> StripeFailed:

@@ -24,8 +24,9 @@ from typing import Any
 import stripe
 from django.db import DatabaseError
 
+from billing.checkout import stripe_client
 from billing.models import Price, StripeMode
-from billing.stripe_sync import stripe_client_for, stripe_error_text
+from billing.stripe_sync import stripe_error_text
 from billing.webhooks import stripe_api_key
 
 LOOKUP_KEYS_PER_REQUEST = 10  # Stripe's limit for `lookup_keys`
@@ -71,7 +72,7 @@ def prices_sync(*, mode: str, dry_run: bool = False) -> list[PriceSyncLine]:
         .select_related("bundle", "tier")
         .order_by("bundle__slug", "tier__number", "period")
     )
-    client = stripe_client_for(mode=mode)
+    client = stripe_client(mode)
     try:
         found = _prices_by_lookup_key(client, [price_lookup_key(p) for p in prices])
         return [_price_sync(client, price, found, dry_run=dry_run) for price in prices]

@@ -32,12 +32,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from djstripe.models import Event
 
+from billing.checkout import active_mode, stripe_client
 from billing.models import Order, Price, StripeEventCursor, StripeMode
 from billing.receivers import HANDLERS
 from billing.webhooks import storable, stripe_api_key
@@ -92,21 +92,6 @@ class UnmatchedSubscription:
     why_ours: str
 
 
-def active_stripe_mode() -> str:
-    return StripeMode.LIVE if settings.STRIPE_LIVE_MODE else StripeMode.TEST
-
-
-def stripe_client_for(*, mode: str) -> stripe.StripeClient:
-    """A client with `mode`'s own secret key (STRIPE_API_BASE, a mock in tests, when set)."""
-    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
-    return stripe.StripeClient(
-        stripe_api_key(livemode=mode == StripeMode.LIVE),
-        base_addresses=base,  # type: ignore[arg-type]
-        max_network_retries=2,  # reads, and creates that carry an idempotency key
-        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
-    )
-
-
 def stripe_error_text(error: stripe.StripeError) -> str:
     """What Stripe said, with its request id, and no secret."""
     message = error.user_message or str(error) or type(error).__name__
@@ -118,7 +103,7 @@ def stripe_error_text(error: stripe.StripeError) -> str:
 
 def events_recover() -> EventsRecovery | None:
     """Process the active mode's events Stripe has and no webhook delivered (None: no key)."""
-    mode = active_stripe_mode()
+    mode = active_mode()
     if not stripe_api_key(livemode=mode == StripeMode.LIVE):
         return None
     result = EventsRecovery(mode=mode)
@@ -158,7 +143,7 @@ def _ours_to_process(data: dict[str, Any], mode: str) -> bool:
 
 def _list_page(mode: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     """One page of the events list, newest first, as plain dicts."""
-    listing = stripe_client_for(mode=mode).v1.events.list(
+    listing = stripe_client(mode).v1.events.list(
         params={"types": EVENT_TYPES, "limit": PAGE_SIZE, **params}  # type: ignore[typeddict-item]
     )
     return [event.to_dict(for_json=True) for event in listing.data], bool(listing.has_more)
@@ -245,7 +230,7 @@ def _cursor_advance(
 def subscriptions_unmatched() -> list[UnmatchedSubscription] | None:
     """Active and trialing subscriptions of the active mode for our prices (or naming a wopr
     order) that match no Order's subscription id (None: no key for the mode)."""
-    mode = active_stripe_mode()
+    mode = active_mode()
     if not stripe_api_key(livemode=mode == StripeMode.LIVE):
         return None
     ours = set(
@@ -271,7 +256,7 @@ def subscriptions_unmatched() -> list[UnmatchedSubscription] | None:
 
 
 def _paying_subscriptions(mode: str) -> Iterator[dict[str, Any]]:
-    client = stripe_client_for(mode=mode)
+    client = stripe_client(mode)
     for status in ("active", "trialing"):
         params: dict[str, Any] = {"status": status, "limit": PAGE_SIZE}
         for _ in range(MAX_SUBSCRIPTION_PAGES):

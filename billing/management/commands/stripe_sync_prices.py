@@ -10,8 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from billing.checkout import active_mode
 from billing.stripe_prices import PriceSyncError, prices_sync
-from billing.stripe_sync import active_stripe_mode
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="only read; change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        mode = options["mode"] or active_stripe_mode()
+        mode = options["mode"] or active_mode()
         dry_run = options["dry_run"]
         try:
             lines = prices_sync(mode=mode, dry_run=dry_run)
