@@ -34,6 +34,7 @@ from billing.models import Customer
 from integrations.errors import IdentityError
 from integrations.identity.base import IdentityGroup, IdentityProvider, IdentityUser, NewUser
 from integrations.identity.registry import AuthentikConfig, identity_build
+from wopr.lib.staff_groups import staff_group_map
 
 if TYPE_CHECKING:
     from provisioning.models import Beacon
@@ -125,11 +126,9 @@ def _reactivate(
 
 
 def staff_group_names() -> frozenset[str]:
-    """The Authentik groups that make staff: the names left of `=` in OIDC_STAFF_GROUPS
-    ("wopr-support=support,..."), parsed here (wopr.staff_sso validates the setting)."""
-    raw = getattr(settings, "OIDC_STAFF_GROUPS", "") or ""
-    names = (entry.partition("=")[0].strip() for entry in raw.split(","))
-    return frozenset(name for name in names if name)
+    """The Authentik groups that make staff (the keys of OIDC_STAFF_GROUPS; a start-up check
+    refuses an unreadable setting)."""
+    return frozenset(staff_group_map())
 
 
 def _email(beacon: Beacon) -> str:

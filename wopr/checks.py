@@ -265,7 +265,7 @@ def check_failed_order_policy(app_configs: Any = None, **kwargs: Any) -> list[Er
 def check_staff_sso(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """With OIDC_ISSUER set (staff single sign-on, wopr.staff_sso): the client's credentials
     and a readable OIDC_STAFF_GROUPS, or every staff sign-in would fail at the callback."""
-    from wopr.staff_sso import staff_group_map
+    from wopr.lib.staff_groups import staff_group_map
 
     if not settings.OIDC_ISSUER:
         return []

@@ -27,13 +27,14 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
+from django.core.exceptions import SuspiciousOperation
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView
 
+from wopr.lib.staff_groups import staff_group_map
 from wopr.models import StaffIdentity
 
 logger = logging.getLogger(__name__)
@@ -42,19 +43,6 @@ STAFF_SSO_BACKEND = "wopr.staff_sso.StaffOIDCBackend"
 OWNER_ROLE = "owner"
 SSO_MFA_SESSION_KEY = "wopr_sso_mfa"  # True: this sign-in's ID token proved a second factor
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
-
-
-def staff_group_map(raw: str | None = None) -> dict[str, str]:
-    """OIDC_STAFF_GROUPS parsed: Authentik group name -> staff role (a Django group's name)."""
-    mapping: dict[str, str] = {}
-    for entry in (settings.OIDC_STAFF_GROUPS if raw is None else raw).split(","):
-        if not entry.strip():
-            continue
-        group, sep, role = (part.strip() for part in entry.partition("="))
-        if not (sep and group and role):
-            raise ImproperlyConfigured(f"OIDC_STAFF_GROUPS: {entry.strip()!r} is not group=role")
-        mapping[group] = role
-    return mapping
 
 
 def staff_roles(claims: dict[str, Any]) -> set[str]:

@@ -18,7 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from tests.oidc_provider import OidcAccount, follow_authorization
 from tests.sso.conftest import ENDPOINTS, settings_for_issuer, sso_callback, sso_sign_in
 from wopr.checks import check_staff_sso
-from wopr.staff_sso import staff_group_map
+from wopr.lib.staff_groups import staff_group_map
 
 User = get_user_model()
 PASSWORD = "correct horse battery staple"
