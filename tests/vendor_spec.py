@@ -213,7 +213,7 @@ def _listening(url: str) -> bool:
     return listening(parsed.host, parsed.port)
 
 
-def _unavailable(reason: str) -> NoReturn:
+def unavailable(reason: str) -> NoReturn:
     """Skip, saying why; under CI=true fail instead: there the mocks must run, and a skipped
     contract test would hide that nothing was checked."""
     if _in_ci():
@@ -227,7 +227,7 @@ def mock_server(url: str) -> str:
     stopped at the end of the session (`mocks_stop_started`). When that cannot work it skips,
     saying why, or fails under CI=true."""
     if not MOCKS_SH.is_file():
-        _unavailable("../shared/ is absent (a user's clone): no vendor mock servers")
+        unavailable("../shared/ is absent (a user's clone): no vendor mock servers")
     if _listening(url):
         return url
     before = _recorded_mocks()
@@ -241,7 +241,7 @@ def mock_server(url: str) -> str:
     finally:
         _remember_started(before)
     if not _listening(url):
-        _unavailable(f"the mock on {url} does not answer after `mocks.sh start`: {detail}")
+        unavailable(f"the mock on {url} does not answer after `mocks.sh start`: {detail}")
     return url
 
 
