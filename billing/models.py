@@ -228,6 +228,10 @@ class Order(models.Model):
     stripe_metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # What the buyer paid at checkout (Stripe's amount_total, in the currency's minor unit);
+    # null until the paid session is seen.
+    amount_cents = models.PositiveIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
     # Stripe's view of the subscription, and the Stripe time of the newest event (or sync) that
     # told us: an older event arriving late never overwrites a newer status.
     subscription_status = models.CharField(

@@ -94,6 +94,11 @@ class Beacon(models.Model):
     provider_location = models.CharField(max_length=32, blank=True)
     server_size = models.CharField(max_length=32, blank=True)
     provider_server_id = models.CharField(max_length=64, blank=True)
+    # What the provider charges a month for the server, as its last health sweep priced the size
+    # at the location when the Beacon was placed (null: not known). The cockpit's cost column.
+    server_monthly_cost = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True
+    )
     ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     ipv6 = models.CharField(max_length=64, blank=True)
     status = models.CharField(

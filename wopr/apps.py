@@ -18,6 +18,13 @@ class WoprConfig(AppConfig):
 
         redactor_install(redact)  # vendor errors are redacted before anyone stores them
 
+        from django.db.models.signals import post_migrate
+
+        from wopr.roles import roles_post_migrate
+
+        # The staff roles' groups are written after every migrate (wopr.roles).
+        post_migrate.connect(roles_post_migrate, sender=self, dispatch_uid="wopr_roles_sync")
+
         _drop_djstripe_callback_deprecation_check()
 
 

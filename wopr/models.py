@@ -53,3 +53,83 @@ class StaffIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} @ {self.issuer}"
+
+
+class StaffAction(models.Model):
+    """One thing a staff member did: who, when, to what, and what came of it (the audit trail).
+
+    Written by `wopr.audit.staff_action_record` from every staff action (the Beacon page's
+    buttons, the changelists' actions, refunds, sweeps) and from every admin add, change and
+    delete (Django's LogEntry, copied as it is written). Never changed or deleted from the admin.
+    The custom permissions below are the staff roles' levers (wopr.roles).
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept when the user is deleted: the trail must still say who it was.
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=100, blank=True)  # "provisioning.beacon"
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    outcome = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id", "at"])]
+        permissions = [
+            ("retry_job", "Retry failed or waiting jobs"),
+            ("resend_email", "Resend welcome e-mails and regenerate PDFs"),
+            ("suspend_beacon", "Suspend, resume and power on Beacons for export"),
+            ("cancel_job", "Cancel jobs (deletes what they made)"),
+            ("resize_beacon", "Resize Beacons"),
+            ("restore_snapshot", "Restore snapshots to new servers"),
+            ("sweep_now", "Run the health, reconcile and job sweeps now"),
+            ("decommission_beacon", "Decommission Beacons now"),
+            ("refund_order", "Refund orders and cancel their subscriptions"),
+            ("view_metrics", "Read the Prometheus metrics"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.target_repr}"
+
+
+class StaffNote(models.Model):
+    """A note staff leave on a Beacon or on a customer (exactly one of the two)."""
+
+    beacon = models.ForeignKey(
+        "provisioning.Beacon",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="staff_notes",
+    )
+    customer = models.ForeignKey(
+        "billing.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="staff_notes",
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_name = models.CharField(max_length=150, blank=True)
+    body = models.TextField(max_length=5000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(beacon__isnull=False, customer__isnull=True)
+                | models.Q(beacon__isnull=True, customer__isnull=False),
+                name="staff_note_one_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Note by {self.author_name or '?'} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -5,8 +5,8 @@ wopr/urls.py the /oidc/ routes). A staff member is found by the ID token's `sub`
 (StaffIdentity), never by e-mail. Their Authentik groups (the `groups` claim) become staff
 roles through OIDC_STAFF_GROUPS ("wopr-operations=operations,..."): Django groups of those
 names, re-synced at every sign-in, so a role removed in Authentik is removed here. Someone in
-no staff group is refused, and no user is made for them. The role `owner` is also superuser
-until issue 14 gives each role its own permissions.
+no staff group is refused, and no user is made for them. What each role may do is its
+group's permissions (wopr.roles); nobody signed in here is a superuser.
 
 Second factor: staff signed in here skip the admin's local TOTP code only when the ID token
 proves Authentik did MFA: its `amr` claim (RFC 8176; Authentik puts "mfa" there after an MFA
@@ -40,7 +40,6 @@ from wopr.models import StaffIdentity
 logger = logging.getLogger(__name__)
 
 STAFF_SSO_BACKEND = "wopr.staff_sso.StaffOIDCBackend"
-OWNER_ROLE = "owner"
 SSO_MFA_SESSION_KEY = "wopr_sso_mfa"  # True: this sign-in's ID token proved a second factor
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
 
@@ -132,7 +131,7 @@ def _user_sync(user: Any, claims: dict[str, Any], roles: set[str]) -> None:
     user.email = str(claims.get("email") or "")[:254]
     user.first_name = str(claims.get("name") or "")[:150]
     user.is_staff = bool(roles)
-    user.is_superuser = OWNER_ROLE in roles  # until issue 14 defines the roles' permissions
+    user.is_superuser = False  # a role's powers are its group's permissions (wopr.roles)
     user.save(update_fields=["email", "first_name", "is_staff", "is_superuser"])
     managed = set(staff_group_map().values())
     user.groups.remove(*user.groups.filter(name__in=managed - roles))

@@ -47,14 +47,15 @@ def test_operations_member_lands_in_the_admin_as_staff_with_the_operations_role(
     assert StaffIdentity.objects.get(user=user).issuer == settings.OIDC_ISSUER
 
 
-def test_owner_gets_the_owner_role_and_is_superuser(sso):
+def test_owner_gets_the_owner_role_and_its_permissions_not_superuser(sso):
     client = Client()
     owner = OidcAccount(sub="own-1", email="owner@example.com", groups=("wopr-owners",))
 
     assert sso_sign_in(client, sso, owner)["Location"] == "/admin/"
 
     user = StaffIdentity.objects.get(subject="own-1").user
-    assert (user.is_staff, user.is_superuser, roles(user)) == (True, True, ["owner"])
+    assert (user.is_staff, user.is_superuser, roles(user)) == (True, False, ["owner"])
+    assert user.has_perm("wopr.decommission_beacon") and user.has_perm("billing.change_price")
     listing = client.get("/admin/wopr/staffidentity/")
     assert listing.status_code == 200 and "own-1" in listing.content.decode()
 
