@@ -57,6 +57,9 @@ class EmailMessage(models.Model):
     provider_message_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # The plain-text body as sent, for staff (the Beacon page). A one-time secret in an e-mail
+    # (the set-your-password link) is replaced by a placeholder before it is stored.
+    body_text = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
