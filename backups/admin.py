@@ -2,7 +2,7 @@
 
 Snapshots are read-only here: only the snapshot jobs change them. A restore is asked for on a
 confirmation page that says what will be made, deleted and moved, and is recorded on the
-Beacon's job timeline and in the admin log with the staff member's name.
+Beacon's job timeline, in the admin log and in the audit trail with the staff member's name.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from django.urls import URLPattern, path, reverse
 
 from backups.models import BackupSnapshot
 from backups.services import snapshot_restore_preview, snapshot_restore_start
+from wopr.audit import staff_action_record
 from wopr.lib.admin import ReadOnlyAdminMixin
 
 
@@ -59,7 +60,8 @@ class BackupSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("provisioning.change_job")
+        """Restoring makes a server and moves DNS: operations and owner (wopr.roles)."""
+        return request.user.has_perm("wopr.restore_snapshot")
 
     def get_urls(self) -> list[URLPattern]:
         restore = path(
@@ -89,6 +91,9 @@ class BackupSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if request.method == "POST" and request.POST.get("post") == "yes":
             outcome = snapshot_restore_start(snapshot=snapshot, requested_by=request.user)
             self.log_change(request, snapshot, f"Restore: {outcome}")
+            staff_action_record(
+                user=request.user, action="snapshot.restore", target=snapshot, outcome=outcome
+            )
             level = messages.WARNING if outcome.startswith("not restored") else messages.SUCCESS
             self.message_user(request, f"{snapshot.beacon.name}: {outcome}", level)
             beacon_url = reverse("admin:provisioning_beacon_change", args=[snapshot.beacon_id])

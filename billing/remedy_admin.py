@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString
 from billing.models import OrderRemedy
 from billing.remedy import order_remedy_plan, order_remedy_start
 from billing.subscriptions import money_display
+from wopr.audit import staff_action_record
 from wopr.lib.admin import ReadOnlyAdminMixin, admin_link
 
 
@@ -56,7 +57,8 @@ class OrderRemedyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ("refund_and_cancel",)
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("billing.change_orderremedy")
+        """Refunds move money: the owner's (wopr.roles)."""
+        return request.user.has_perm("wopr.refund_order")
 
     @admin.display(description="Order", ordering="order__created_at")
     def order_link(self, obj: OrderRemedy) -> SafeString:
@@ -82,6 +84,9 @@ class OrderRemedyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             started = order_remedy_start(remedy_id=remedy.pk, requested_by=request.user)
             outcome = "refund and cancellation started" if started else f"skipped ({remedy.state})"
             self.log_change(request, remedy, f"Refund and cancel: {outcome}")
+            staff_action_record(
+                user=request.user, action="order.refund", target=remedy.order, outcome=outcome
+            )
             lines.append(f"{remedy.order.beacon_name or remedy.order_id}: {outcome}")
         self.message_user(request, "Refund and cancel — " + "; ".join(lines), messages.INFO)
         return None

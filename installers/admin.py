@@ -29,6 +29,7 @@ from installers.services import (
     installer_release_make_current,
     installer_tarball_check,
 )
+from wopr.audit import staff_action_record
 
 
 class InstallerReleaseAddForm(forms.ModelForm):
@@ -139,7 +140,7 @@ class InstallerReleaseAdmin(admin.ModelAdmin):
         form.instance = created
         obj.pk, obj.sha256 = created.pk, created.sha256
 
-    @admin.action(description="Make the selected release current")
+    @admin.action(description="Make the selected release current", permissions=["change"])
     def make_current(
         self, request: HttpRequest, queryset: QuerySet[InstallerRelease]
     ) -> HttpResponse | None:
@@ -151,6 +152,12 @@ class InstallerReleaseAdmin(admin.ModelAdmin):
         if request.POST.get("post") == "yes":
             previous = installer_release_make_current(release=release)
             stopped = f"; {previous.version} is no longer current" if previous else ""
+            staff_action_record(
+                user=request.user,
+                action="installer.make_current",
+                target=release,
+                outcome=f"current{stopped}",
+            )
             self.message_user(request, f"Release {release.version} is current{stopped}.")
             return None
         return TemplateResponse(

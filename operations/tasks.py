@@ -15,3 +15,8 @@ def provider_health_sweep() -> str:
 def reconcile_sweep() -> str:
     """The scheduled reconciliation (`manage.py reconcile --fix`)."""
     return reconcile_run(fix=True).summary()
+
+
+def reconcile_check() -> str:
+    """A reconcile run without --fix: finds, repairs nothing (staff's "sweep now")."""
+    return reconcile_run(fix=False).summary()

@@ -25,6 +25,14 @@ class WoprConfig(AppConfig):
         # The staff roles' groups are written after every migrate (wopr.roles).
         post_migrate.connect(roles_post_migrate, sender=self, dispatch_uid="wopr_roles_sync")
 
+        from django.contrib.admin.models import LogEntry
+        from django.db.models.signals import post_save
+
+        from wopr.admin import log_entry_copy
+
+        # Every admin add, change and delete is copied into the audit trail (wopr.admin).
+        post_save.connect(log_entry_copy, sender=LogEntry, dispatch_uid="wopr_log_entry_copy")
+
         _drop_djstripe_callback_deprecation_check()
 
 

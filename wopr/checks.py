@@ -282,3 +282,25 @@ def check_staff_sso(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     except ImproperlyConfigured as exc:
         errors.append(Error(f"{exc} (expected: group=role,group=role).", id="wopr.E121"))
     return errors
+
+
+@register("wopr")
+def check_staff_group_roles(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Every role OIDC_STAFF_GROUPS maps to is one of wopr.roles.ROLES: a user in an unknown
+    role would be signed in as staff with no permission at all (and nobody told why)."""
+    from wopr.lib.staff_groups import staff_group_map
+    from wopr.roles import ROLES
+
+    try:
+        mapping = staff_group_map()
+    except ImproperlyConfigured:
+        return []  # unreadable: check_staff_sso says so (wopr.E121)
+    return [
+        Error(
+            f"OIDC_STAFF_GROUPS maps {group!r} to {role!r}, which is not a staff role "
+            f"(one of: {', '.join(ROLES)}).",
+            id="wopr.E122",
+        )
+        for group, role in mapping.items()
+        if role not in ROLES
+    ]

@@ -103,7 +103,18 @@ def roles_sync(*, using: str = "default") -> None:
         group.permissions.set(_permissions(names))
 
 
-def roles_post_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:
-    """post_migrate receiver (connected once, for the last app): sync the roles' groups."""
-    if global_apps.is_installed("django.contrib.auth"):
-        roles_sync(using=using)
+def roles_post_migrate(
+    sender: Any, using: str = "default", apps: Any = global_apps, **kwargs: Any
+) -> None:
+    """post_migrate receiver (connected once, for this app): sync the roles' groups, unless
+    the migration just run left out an app they name (`migrate contenttypes` on a new
+    database; the full `migrate` that follows syncs them), as Django's own create_permissions
+    does."""
+    named = {name.split(".", 1)[0] for names in ROLE_PERMISSIONS.values() for name in names}
+    try:
+        for app_label in sorted({"contenttypes", "wopr", *named}):
+            apps.get_app_config(app_label)
+        apps.get_model("auth", "Permission")
+    except LookupError:
+        return
+    roles_sync(using=using)
