@@ -265,6 +265,7 @@ def _order_from_metadata(session: dict[str, Any], livemode: bool) -> tuple[Order
         stripe_metadata=metadata,
         status=OrderStatus.PAID,
         paid_at=timezone.now(),
+        **session_amount(session),
     )
     return order, offer.name_taken
 
@@ -375,4 +376,15 @@ def _paid_updates(order: Order, session: dict[str, Any]) -> dict[str, Any]:
         updates["stripe_customer_id"] = stripe_id(customer)
     if order.status != OrderStatus.PAID:
         updates.update(status=OrderStatus.PAID, paid_at=timezone.now())
+    if order.amount_cents is None:
+        updates.update(session_amount(session))
     return updates
+
+
+def session_amount(session: dict[str, Any]) -> dict[str, Any]:
+    """The Order fields for what a paid Checkout Session charged (`amount_total`, in the
+    currency's minor unit, and `currency`); {} when the session does not say."""
+    amount = session.get("amount_total")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        return {}
+    return {"amount_cents": amount, "currency": str(session.get("currency") or "")[:3].lower()}

@@ -7,6 +7,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import DecimalField, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from billing.catalog import catalog_data, region_locations, server_size
@@ -19,7 +22,14 @@ from provisioning.account_step import step_account
 from provisioning.callbacks import StageReport, install_stages_record, job_callback_token
 from provisioning.checkpoint import PLACEMENTS_TRIED, Checkpoint
 from provisioning.jobs import COMPENSATE, Again, Back, Done, GiveUp, Wait, Workflow
-from provisioning.models import Beacon, BeaconStatus, HealthStatus, Job, Provider
+from provisioning.models import (
+    Beacon,
+    BeaconStatus,
+    HealthStatus,
+    Job,
+    Provider,
+    ProviderHealthCheck,
+)
 from provisioning.remedies import order_remedy_open, order_remedy_withdraw, remedy_email_context
 from provisioning.userdata import bootstrap_user_data
 from provisioning.vendors import get_dns_backend, get_provider
@@ -122,9 +132,26 @@ def placement_order(
 def _place(beacon: Beacon, provider: Provider, location: str) -> str:
     size = server_size(provider.kind, size_number(beacon.bundle, beacon.tier))
     Beacon.objects.filter(pk=beacon.pk).update(
-        provider=provider, provider_location=location, server_size=size
+        provider=provider,
+        provider_location=location,
+        server_size=size,
+        server_monthly_cost=server_price(provider, size, location),
     )
     return size
+
+
+def server_price(provider: Provider, size: str, location: str) -> Cast:
+    """What `size` at `location` costs a month as the provider's latest priced health sweep
+    saw it (a failed sweep records no prices; the sweep writes each as a string Decimal), NULL
+    when no sweep priced it. An expression, so placing costs no statement more."""
+    latest = (
+        ProviderHealthCheck.objects.filter(provider=provider)
+        .exclude(prices={})
+        .order_by("-checked_at")
+        .annotate(price=KeyTextTransform(f"{size}@{location}", "prices"))
+        .values("price")[:1]
+    )
+    return Cast(Subquery(latest), output_field=DecimalField(max_digits=10, decimal_places=4))
 
 
 def step_choose_provider(job: Job) -> Done:

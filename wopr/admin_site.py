@@ -15,12 +15,14 @@ from django.contrib import auth
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.db.models.base import ModelBase
 from django.http import HttpRequest
 from django.urls import reverse
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 
+from wopr.lib.admin import changelist_defaults_apply
 from wopr.staff_sso import STAFF_SSO_BACKEND, signed_in_with_sso, sso_mfa_proven
 
 
@@ -70,9 +72,50 @@ class WoprAdminSite(OTPAdminSite):
 
     site_header = "WOPR control plane"
     site_title = "WOPR admin"
+    # Vendor apps listed after ours (index and sidebar), under a heading saying what they are:
+    # dj-stripe's ~40 synced Stripe models and django-q2's queue are rarely what staff want.
+    vendor_apps = {"django_q": "Task queue (django-q2)", "djstripe": "Stripe (synced by dj-stripe)"}
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        """Django's app list (and its URLs) with our apps first and the vendors' last."""
+        apps = super().get_app_list(request, app_label)
+        rank = {label: place for place, label in enumerate(self.vendor_apps, start=1)}
+        for app in apps:
+            app["name"] = self.vendor_apps.get(app["app_label"], app["name"])
+        return sorted(apps, key=lambda app: rank.get(app["app_label"], 0))  # stable: ours A-Z
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Django's index with the staff dashboard (wopr.dashboard) above the app list."""
+        from wopr.charts import provisioning_chart, sales_chart  # the models load after the site
+        from wopr.dashboard import dashboard_build
+
+        board = dashboard_build()
+        context = {
+            "dashboard": board,
+            "provisioning_chart": provisioning_chart(board.provisioning),
+            "sales_chart": sales_chart(board.sales),
+            **(extra_context or {}),
+        }
+        return super().index(request, context)
 
     def __init__(self, name: str = "admin") -> None:
         AdminSite.__init__(self, name)
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Django's register, then the site's changelist defaults (wopr.lib.admin) for each
+        admin whose class did not choose its own: no changelist counts a whole table."""
+        super().register(model_or_iterable, admin_class, **options)
+        single = isinstance(model_or_iterable, ModelBase)
+        models = [model_or_iterable] if single else model_or_iterable
+        for model in models:
+            if model in self._registry:
+                changelist_defaults_apply(self._registry[model])
+
+    def get_urls(self) -> list[Any]:
+        """Django's admin URLs plus the "sweep now" pages (wopr.sweeps_admin)."""
+        from wopr.sweeps_admin import sweep_urls
+
+        return [*sweep_urls(self), *super().get_urls()]
 
     @property
     def login_form(self) -> Any:  # type: ignore[override]
