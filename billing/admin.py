@@ -28,7 +28,10 @@ from billing.models import (
     Tier,
 )
 from billing.remedy_admin import OrderRemedyAdmin
+from billing.subscriptions import money_display
+from wopr.audit import staff_action_record
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
+from wopr.models import StaffNote
 
 
 @admin.register(Bundle)
@@ -103,6 +106,27 @@ class OrderInline(ReadOnlyTabularInline):
         return attention_marker(obj)
 
 
+class StaffNoteInline(admin.TabularInline):
+    """Notes staff leave on the customer: added here (author from the request), never edited
+    or deleted. Needs wopr.add_staffnote, and billing.change_customer to save the page."""
+
+    model = StaffNote
+    fk_name = "customer"
+    fields = ("body", "author_name", "created_at")
+    readonly_fields = ("author_name", "created_at")
+    extra = 1
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("wopr.add_staffnote")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ("email", "name", "email_verified_at", "created_at")
@@ -123,10 +147,26 @@ class CustomerAdmin(admin.ModelAdmin):
         "djstripe_customer",
         "created_at",
     )
-    inlines = (OrderInline,)
+    inlines = (OrderInline, StaffNoteInline)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """New notes are signed with the staff member's name and recorded in the audit trail."""
+        if formset.model is not StaffNote:
+            return super().save_formset(request, form, formset, change)
+        for note in formset.save(commit=False):
+            note.author, note.author_name = request.user, request.user.get_username()
+            note.save()
+            staff_action_record(
+                user=request.user,
+                action="customer.note",
+                target=form.instance,
+                outcome="note added",
+                detail={"note": note.pk},
+            )
+        return None
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -169,6 +209,7 @@ class OrderAdmin(admin.ModelAdmin):
         "email",
         "bundle",
         "tier",
+        "amount",
         "status",
         "attention",
         "created_at",
@@ -217,6 +258,7 @@ class OrderAdmin(admin.ModelAdmin):
             },
         ),
         ("Dates", {"fields": ("created_at", "paid_at")}),
+        ("Payment", {"fields": ("amount_cents", "currency")}),
     )
     # Everything but the attention flag and its reason: the rest is what Stripe told us.
     readonly_fields = tuple(
@@ -230,6 +272,13 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="Attention", ordering="-needs_attention")
     def attention(self, obj: Order) -> SafeString | str:
         return attention_marker(obj)
+
+    @admin.display(description="Amount", ordering="amount_cents")
+    def amount(self, obj: Order) -> str:
+        """What the paid Checkout Session charged (blank until it was paid)."""
+        if obj.amount_cents is None:
+            return "—"
+        return money_display(obj.amount_cents, obj.currency)
 
     @admin.display(description="Beacon")
     def beacon_link(self, obj: Order) -> Any:

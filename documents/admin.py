@@ -83,6 +83,7 @@ class EmailMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "provider_message_id",
         "attempts",
         "last_error",
+        "body_text",
         "created_at",
         "updated_at",
         "sent_at",

@@ -1,8 +1,10 @@
 """The one way to send e-mail: every message is keyed by its cause and goes out at most once.
 
 A row in `documents.EmailMessage` is created per idempotency key, claimed with a conditional
-update before sending, and records the outcome. Call this outside a database transaction: the
-claim and the outcome must be committed whatever the caller does next.
+update before sending, and records the outcome and the plain-text body (for staff), with every
+value fetched at send time (a one-time set-your-password link) replaced by a placeholder. Call
+this outside a database transaction: the claim and the outcome must be committed whatever the
+caller does next.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.utils import timezone
 
 from documents.models import EmailMessage, EmailStatus
 from integrations.errors import ExternalError
+from wopr.lib.redact import redact
 
 if TYPE_CHECKING:
     from billing.models import Order
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 # A row left in `sending` this long belongs to a sender that crashed mid-send; retry it.
 STALE_SENDING_AFTER = timedelta(minutes=10)
 MAX_ERROR_LENGTH = 500
+# What the stored body says where the e-mail carried a value fetched at send time.
+NOT_STORED = "[one-time link: sent, not stored]"
 
 # Backends that keep mail on this machine: right for a developer, never for a customer.
 NON_DELIVERING_EMAIL_BACKENDS = (
@@ -70,8 +75,8 @@ def email_send_once(
         return message
 
     # Render before claiming: a template error is a bug, not a delivery failure to retry.
-    subject, text, html = _render(template, {"support_email": settings.SUPPORT_EMAIL, **context})
-    if not _claim(message, subject):
+    subject, text, html, stored = _render(template, context)
+    if not _claim(message, subject, stored):
         message.refresh_from_db()
         return message
 
@@ -130,7 +135,7 @@ def admin_change_url(obj: Model) -> str:
     return f"{base}/admin/{meta.app_label}/{meta.model_name}/{obj.pk}/change/"
 
 
-def _claim(message: EmailMessage, subject: str) -> bool:
+def _claim(message: EmailMessage, subject: str, body: str) -> bool:
     """Move the row to `sending` if nobody else is sending it; True when this caller won."""
     now = timezone.now()
     claimable = Q(status__in=[EmailStatus.PENDING, EmailStatus.FAILED]) | Q(
@@ -140,21 +145,41 @@ def _claim(message: EmailMessage, subject: str) -> bool:
         status=EmailStatus.SENDING,
         attempts=F("attempts") + 1,
         subject=subject[:255],
+        body_text=body,
         updated_at=now,
     )
     if touched == 1:  # the claim matched the row as read: mirror it instead of re-reading
         message.status, message.attempts = EmailStatus.SENDING, message.attempts + 1
-        message.subject, message.updated_at = subject[:255], now
+        message.subject, message.updated_at, message.body_text = subject[:255], now, body
     return touched == 1
 
 
-def _render(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
-    """Subject (one line), text body (not HTML-escaped) and HTML body (autoescaped)."""
+def _render(template: str, context: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Subject (one line), text body (not HTML-escaped), HTML body (autoescaped) and the text
+    body to store (`_stored_body`). Every template sees `support_email`."""
+    context = {"support_email": settings.SUPPORT_EMAIL, **context}
     base = f"emails/{template}"
     subject = " ".join(_render_plain(f"{base}.subject.txt", context).split())
     text = _render_plain(f"{base}.txt", context)
     html = render_to_string(f"{base}.html", context)
-    return subject, text, html
+    return subject, text, html, _stored_body(template, context)
+
+
+def _stored_body(template: str, context: dict[str, Any]) -> str:
+    """The text body as staff may read it: rendered again with every callable value (fetched
+    only when a template shows it, like accounts' LinkAtSend: a one-time link) replaced by
+    NOT_STORED, so the secret never reaches the row; configured secrets are redacted too."""
+    return redact(_render_plain(f"emails/{template}.txt", _without_fetched(context)))
+
+
+def _without_fetched(context: dict[str, Any]) -> dict[str, Any]:
+    """`context` with its callable values, in nested dicts too, replaced by NOT_STORED."""
+    return {
+        name: _without_fetched(value)
+        if isinstance(value, dict)
+        else (NOT_STORED if callable(value) and not isinstance(value, type) else value)
+        for name, value in context.items()
+    }
 
 
 def _render_plain(name: str, context: dict[str, Any]) -> str:

@@ -3,7 +3,10 @@
 Beacons and Jobs are read-only here: their state only changes through the job engine, so the
 levers are actions: "Retry job" and "Cancel job" (calling `provisioning.jobs`), and on Beacons
 suspend, resume, decommission now and cancel a scheduled decommission (calling
-`provisioning.services`, which record the staff member on the job timeline).
+`provisioning.services`, which record the staff member on the job timeline). The Beacon page
+carries the same levers and more as buttons (provisioning.beacon_actions), each behind a
+confirmation page. Every lever needs its role's permission (wopr.roles) and is recorded in the
+audit trail (wopr.audit).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -26,6 +29,12 @@ from django.utils.timezone import localtime
 
 from dns.models import DnsRecord
 from documents.models import Document, EmailMessage
+from provisioning.beacon_actions import (
+    beacon_action_view,
+    beacon_buttons,
+    beacon_note_view,
+    provider_console_url,
+)
 from provisioning.jobs import WORKFLOWS, job_cancel, job_retry
 from provisioning.models import (
     Beacon,
@@ -50,6 +59,7 @@ from provisioning.services import (
     beacon_staff_suspend,
 )
 from provisioning.teardown import Teardown, beacon_decommission_teardown, job_cancel_teardown
+from wopr.audit import staff_action_record
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link, html_table
 
 # Never shown, not even read-only: with the secret key the salt rebuilds a Beacon's token.
@@ -114,23 +124,38 @@ def confirmation_page(
 # --- the two staff actions, on Jobs and on Beacons (acting on each Beacon's latest job) ----
 
 
+def badge(value: str, label: str) -> SafeString:
+    """A status as a coloured badge: the colour comes from its CSS class (cockpit.css)."""
+    return format_html('<span class="cockpit-badge cockpit-badge-{}">{}</span>', value, label)
+
+
 class JobActionsMixin:
     """The "Retry job" and "Cancel job" actions, calling the job engine's staff actions."""
 
-    def has_operate_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("provisioning.change_job")
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("wopr.retry_job")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("wopr.cancel_job")
 
     def jobs_for(self, queryset: QuerySet) -> list[Job | None]:
         raise NotImplementedError
 
     def _apply(
-        self, request: HttpRequest, queryset: QuerySet, verb: str, act: Callable[[Job], bool]
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        verb: str,
+        act: Callable[[Job], bool],
+        name: str,
     ) -> None:
+        """Act on each Beacon's job; record each one acted on (as `beacon.<name>`)."""
         done = skipped = 0
         for job in self.jobs_for(queryset):
             # A kind with no registered workflow (not built yet) cannot be retried or cancelled.
             if job is not None and job.kind in WORKFLOWS and act(job):
                 done += 1
+                self._record(request, job, verb, name)
             else:
                 skipped += 1
         level = messages.SUCCESS if done else messages.WARNING
@@ -141,12 +166,27 @@ class JobActionsMixin:
             level,
         )
 
-    @admin.action(description="Retry job", permissions=["operate"])
+    def _record(self, request: HttpRequest, job: Job, verb: str, name: str) -> None:
+        staff_action_record(
+            user=request.user,
+            action=f"beacon.{name}",
+            target=job.beacon,
+            outcome=f"{verb.lower()} {job.kind} job {job.pk}",
+            detail={"via": "changelist", "job": str(job.pk), "kind": job.kind},
+        )
+
+    @admin.action(description="Retry job", permissions=["retry"])
     def retry_job(self, request: HttpRequest, queryset: QuerySet) -> None:
         user = request.user
-        self._apply(request, queryset, "Retried", lambda job: job_retry(job=job, requested_by=user))
+        self._apply(
+            request,
+            queryset,
+            "Retried",
+            lambda job: job_retry(job=job, requested_by=user),
+            "retry",
+        )
 
-    @admin.action(description="Cancel job…", permissions=["operate"])
+    @admin.action(description="Cancel job…", permissions=["cancel"])
     def cancel_job(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
         """Cancelling a provision job deletes what it made: show what, act on confirmation."""
         if not confirmed(request):
@@ -160,7 +200,13 @@ class JobActionsMixin:
                 teardowns=[job_cancel_teardown(job=job) for job in jobs],
             )
         reason = f"cancelled by {request.user}"
-        self._apply(request, queryset, "Cancelled", lambda job: job_cancel(job=job, reason=reason))
+        self._apply(
+            request,
+            queryset,
+            "Cancelled",
+            lambda job: job_cancel(job=job, reason=reason),
+            "cancel",
+        )
         return None
 
 
@@ -169,10 +215,22 @@ class JobActionsMixin:
 
 class JobInline(ReadOnlyTabularInline):
     model = Job
-    fields = ("kind", "state", "step", "attempts", "next_attempt_at", "last_error", "created_at")
+    fields = (
+        "kind",
+        "job_state",
+        "step",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+    )
     readonly_fields = fields
     exclude = JOB_SECRET_FIELDS
     ordering = ("-created_at",)
+
+    @admin.display(description="State")
+    def job_state(self, obj: Job) -> SafeString:
+        return badge(obj.state, obj.get_state_display())
 
 
 class DnsRecordInline(ReadOnlyTabularInline):
@@ -242,7 +300,7 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                     "id",
                     "name",
                     "fqdn",
-                    "status",
+                    "status_badge",
                     "owner",
                     "order",
                     "bundle",
@@ -261,6 +319,7 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                     "provider_location",
                     "server_size",
                     "provider_server_id",
+                    "console",
                     "ipv4",
                     "ipv6",
                 )
@@ -270,6 +329,7 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             "Lifecycle",
             {"fields": ("subscription", "staff_hold", "converge_requested_at", "export_until")},
         ),
+        ("Staff notes", {"fields": ("staff_notes",)}),
         ("Timeline", {"fields": ("timeline",)}),
         ("Backups", {"fields": ("backups",)}),
         ("E-mails sent", {"fields": ("emails_sent",)}),
@@ -277,7 +337,10 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = (
         "id",
+        "status_badge",
+        "console",
         "subscription",
+        "staff_notes",
         "timeline",
         "backups",
         "emails_sent",
@@ -298,6 +361,68 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def owner_email(self, obj: Beacon) -> str:
         return obj.owner.email if obj.owner else "—"
 
+    @admin.display(description="Status")
+    def status_badge(self, obj: Beacon) -> SafeString:
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Provider console")
+    def console(self, obj: Beacon) -> SafeString | str:
+        url = provider_console_url(obj)
+        if not url:
+            return "—"
+        return format_html(
+            '<a href="{}" rel="noopener noreferrer">Open at {} (server {})</a>',
+            url,
+            obj.provider,
+            obj.provider_server_id,
+        )
+
+    @admin.display(description="Notes")
+    def staff_notes(self, obj: Beacon) -> SafeString:
+        notes = obj.staff_notes.all()  # type: ignore[attr-defined]
+        return html_table(
+            ("At", "By", "Note"),
+            ((f"{localtime(n.created_at):%Y-%m-%d %H:%M}", n.author_name, n.body) for n in notes),
+            "No notes yet.",
+        )
+
+    # --- the page's buttons (provisioning.beacon_actions) and its note form -----------------
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<uuid:object_id>/act/<str:action>/",
+                self.admin_site.admin_view(self.act_view),
+                name="provisioning_beacon_act",
+            ),
+            path(
+                "<uuid:object_id>/note/",
+                self.admin_site.admin_view(self.note_view),
+                name="provisioning_beacon_note",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        beacon = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if beacon is not None and self.has_view_permission(request, beacon):
+            extra["beacon_buttons"] = beacon_buttons(beacon=beacon, user=request.user)
+            extra["can_add_note"] = request.user.has_perm("wopr.add_staffnote")
+        return super().change_view(request, object_id, form_url, extra)
+
+    def act_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        return beacon_action_view(self, request, object_id, action)
+
+    def note_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return beacon_note_view(self, request, object_id)
+
     @admin.display(description="Job timeline")
     def timeline(self, obj: Beacon) -> SafeString:
         events = JobEvent.objects.filter(job__beacon=obj).select_related("job").order_by("at", "id")
@@ -308,7 +433,7 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                     f"{localtime(event.at):%Y-%m-%d %H:%M:%S}",
                     admin_link(event.job, event.job.kind),
                     event.step,
-                    event.state,
+                    badge(event.state, event.get_state_display()),
                     event.level,
                     event.message,
                 )
@@ -348,15 +473,22 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def emails_sent(self, obj: Beacon) -> SafeString:
         emails = EmailMessage.objects.filter(beacon=obj).order_by("created_at", "id")
         return html_table(
-            ("Created", "Template", "To", "Subject", "Status", "Sent"),
+            ("Created", "Template", "To", "Subject", "Status", "Sent", "Body"),
             (
                 (
                     f"{localtime(email.created_at):%Y-%m-%d %H:%M:%S}",
                     admin_link(email, email.template),
                     email.recipient,
                     email.subject,
-                    email.status,
+                    badge(email.status, email.get_status_display()),
                     f"{localtime(email.sent_at):%Y-%m-%d %H:%M:%S}" if email.sent_at else "—",
+                    format_html(
+                        '<details class="cockpit-email-body"><summary>Show</summary>'
+                        "<pre>{}</pre></details>",
+                        email.body_text,
+                    )
+                    if email.body_text
+                    else "—",
                 )
                 for email in emails
             ),
@@ -376,26 +508,46 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             f"as of {localtime(order.subscription_status_at):%Y-%m-%d %H:%M:%S}"
         )
 
+    def has_suspend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("wopr.suspend_beacon")
+
+    def has_decommission_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("wopr.decommission_beacon")
+
     def _staff_action(
-        self, request: HttpRequest, queryset: QuerySet, verb: str, act: Callable[..., str]
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        verb: str,
+        act: Callable[..., str],
+        name: str,
     ) -> None:
-        """Call the staff service for each Beacon, log who did it, and say what happened."""
+        """Call the staff service for each Beacon, record who did it (the audit trail, as
+        `beacon.<name>`), and say what happened."""
         lines = []
         for beacon in queryset.select_related("order"):
             outcome = act(beacon=beacon, requested_by=request.user)
-            self.log_change(request, beacon, f"{verb}: {outcome}")
+            staff_action_record(
+                user=request.user,
+                action=f"beacon.{name}",
+                target=beacon,
+                outcome=outcome,
+                detail={"via": "changelist"},
+            )
             lines.append(f"{beacon.name}: {outcome}")
         self.message_user(request, f"{verb} — " + "; ".join(lines), messages.INFO)
 
-    @admin.action(description="Suspend (power off) until staff resume", permissions=["operate"])
+    @admin.action(description="Suspend (power off) until staff resume", permissions=["suspend"])
     def suspend_beacon(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._staff_action(request, queryset, "Suspend", beacon_staff_suspend)
+        self._staff_action(request, queryset, "Suspend", beacon_staff_suspend, "suspend")
 
-    @admin.action(description="Resume (lift a staff suspension)", permissions=["operate"])
+    @admin.action(description="Resume (lift a staff suspension)", permissions=["suspend"])
     def resume_beacon(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._staff_action(request, queryset, "Resume", beacon_staff_resume)
+        self._staff_action(request, queryset, "Resume", beacon_staff_resume, "resume")
 
-    @admin.action(description="Decommission now (delete server and DNS)…", permissions=["operate"])
+    @admin.action(
+        description="Decommission now (delete server and DNS)…", permissions=["decommission"]
+    )
     def decommission_now(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
         """Deletes servers and DNS records at once: show exactly what, act on confirmation."""
         if not confirmed(request):
@@ -408,17 +560,23 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 title="Decommission these Beacons now?",
                 teardowns=[beacon_decommission_teardown(beacon=beacon) for beacon in beacons],
             )
-        self._staff_action(request, queryset, "Decommission now", beacon_staff_decommission_now)
+        self._staff_action(
+            request, queryset, "Decommission now", beacon_staff_decommission_now, "decommission"
+        )
         return None
 
-    @admin.action(description="Cancel the scheduled decommission", permissions=["operate"])
+    @admin.action(description="Cancel the scheduled decommission", permissions=["decommission"])
     def cancel_decommission(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._staff_action(
-            request, queryset, "Cancel decommission", beacon_staff_decommission_cancel
+            request,
+            queryset,
+            "Cancel decommission",
+            beacon_staff_decommission_cancel,
+            "cancel_decommission",
         )
 
     @admin.action(
-        description="Power on for export (decommission grace period)…", permissions=["operate"]
+        description="Power on for export (decommission grace period)…", permissions=["suspend"]
     )
     def power_on_for_export(
         self, request: HttpRequest, queryset: QuerySet
@@ -445,6 +603,7 @@ class BeaconAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             queryset,
             "Power on for export",
             lambda **kwargs: beacon_export_window_open(hours=hours, **kwargs),
+            "export",
         )
         return None
 

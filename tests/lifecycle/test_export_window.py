@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from django.contrib.admin.models import LogEntry
 from django.core import mail
 from django.urls import reverse
 
@@ -16,6 +15,7 @@ from provisioning.checkpoint import Checkpoint
 from provisioning.models import Beacon, FakeServer, Job, JobEvent, JobState
 from provisioning.services import beacon_export_window_open
 from tests.lifecycle.stripe_events import subscription_deleted_event, subscription_event
+from wopr.models import StaffAction
 
 pytestmark = pytest.mark.django_db
 
@@ -213,7 +213,9 @@ def test_staff_who_opened_the_window_is_on_the_timeline_and_in_the_admin_log(
     event = JobEvent.objects.get(job=decommission(bought.beacon), message__contains="for export")
     assert event.message.endswith("(by admin)")
     assert "deletion date unchanged" in event.message
-    assert LogEntry.objects.filter(object_id=str(bought.beacon.pk), user=admin_user).exists()
+    assert StaffAction.objects.filter(
+        target_id=str(bought.beacon.pk), user=admin_user, action="beacon.export"
+    ).exists()
 
 
 def test_export_is_refused_outside_the_grace_period(buy, click, power_ons):

@@ -4,7 +4,6 @@ Stripe's synced view winning in online mode."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.core.checks import run_checks
 from django.urls import reverse
@@ -16,6 +15,7 @@ from billing.models import Price
 from billing.subscriptions import subscription_event_record
 from provisioning.models import Beacon, FakeServer, Job, JobEvent
 from tests.lifecycle.stripe_events import subscription_event
+from wopr.models import StaffAction
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def test_staff_suspend_and_resume_record_who_did_it(buy, act, admin_user):
     assert (bought.beacon.status, bought.beacon.staff_hold) == ("active", "")
     resume = Job.objects.get(beacon=bought.beacon, kind="resume")
     assert resume.requested_by == admin_user
-    assert LogEntry.objects.filter(object_id=str(bought.beacon.pk), user=admin_user).count() == 2
+    assert StaffAction.objects.filter(target_id=str(bought.beacon.pk), user=admin_user).count() == 2
 
 
 def test_staff_resume_does_not_override_an_unpaid_subscription(buy, deliver, act, clock):
