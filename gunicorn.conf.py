@@ -14,6 +14,9 @@ Environment (a developer's `.env` too, read as Django's settings read it; the en
                              stream ends at least 10 s earlier (ORDER_EVENTS_DEADLINE_SECONDS)
   GUNICORN_GRACEFUL_TIMEOUT  seconds a stopping worker may finish its requests (30); the
                              container units give a stopping container longer than this
+  LOG_FORMAT                 `text` (gunicorn's usual lines) or `json`: the error log and the
+                             access log as one JSON object a line (wopr.lib.jsonlog), like the
+                             application's own logs
 """
 
 from __future__ import annotations
@@ -39,3 +42,37 @@ accesslog = "-"
 # No runtime control socket: nothing uses it, and two servers on one machine (make run and a
 # test run) would fight over the same default path.
 control_socket_disable = True
+
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    sys.exit("LOG_FORMAT must be one of: text, json")
+if LOG_FORMAT == "json":
+    # Replaces gunicorn's default logging set-up (its handlers on these two loggers are
+    # removed). Each worker's Django settings configure the root logger (the application's
+    # lines) the same way; these loggers do not propagate there, so no line is written twice.
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "wopr.lib.jsonlog.JsonLineFormatter"}},
+        "handlers": {
+            "error_console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+            "access_console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "root": {"level": "INFO", "handlers": ["error_console"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+            "gunicorn.access": {
+                "level": "INFO",
+                "handlers": ["access_console"],
+                "propagate": False,
+            },
+        },
+    }

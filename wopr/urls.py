@@ -1,5 +1,6 @@
-"""URL map: admin, health, the Stripe webhook (ours and dj-stripe's own), the storefront API
-(/api/v1/), its OpenAPI schema (/api/schema/) and documentation page (/api/docs/)."""
+"""URL map: admin, health, Prometheus metrics (/metrics), the Stripe webhook (ours and
+dj-stripe's own), the storefront API (/api/v1/), its OpenAPI schema (/api/schema/) and
+documentation page (/api/docs/)."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -18,6 +19,7 @@ from billing.order_events import OrderEventsView
 from billing.webhooks import DjstripeEndpointWebhookView, StripeWebhookView
 from provisioning.api import BeaconCallbackView, BeaconInstallerView
 from wopr.api import HealthView
+from wopr.metrics_view import MetricsView
 
 api_v1 = [
     path("catalog", CatalogView.as_view(), name="catalog"),
@@ -49,6 +51,7 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health", HealthView.as_view(), name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("api/webhook/stripe", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
