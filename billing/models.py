@@ -257,7 +257,12 @@ class Order(models.Model):
                 fields=["stripe_subscription_id"], name="order_unique_subscription"
             ),
         ]
-        indexes = [models.Index(fields=["needs_attention", "status"])]
+        indexes = [
+            models.Index(fields=["needs_attention", "status"]),
+            # The changelist's order; the cockpit's daily sales and revenue windows.
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["paid_at"]),
+        ]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

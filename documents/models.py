@@ -66,6 +66,7 @@ class EmailMessage(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_at"])]  # changelist order, metrics' window
 
     def __str__(self) -> str:
         return f"{self.template} to {self.recipient} ({self.status})"

@@ -122,6 +122,8 @@ class Beacon(models.Model):
         indexes = [
             models.Index(fields=["status"]),
             models.Index(fields=["converge_requested_at"]),
+            # The changelist's order and date hierarchy, the dashboard's windows (issue 14).
+            models.Index(fields=["created_at"]),
         ]
 
     def __str__(self) -> str:
@@ -193,7 +195,12 @@ class Job(models.Model):
                 name="job_one_provision_per_beacon",
             ),
         ]
-        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            # The cockpit's provisioning-time chart and histogram, failed jobs by date.
+            models.Index(fields=["kind", "state", "finished_at"]),
+            models.Index(fields=["created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.beacon.name} ({self.state}, {self.step})"
@@ -221,6 +228,7 @@ class JobEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+        indexes = [models.Index(fields=["at"])]  # the changelist's date hierarchy, metrics
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.step}: {self.message}"

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from wopr.devsecrets import dev_secret
 from wopr.envfile import env_file_read
@@ -136,6 +137,9 @@ DNS_BACKEND = env.str("DNS_BACKEND", default="fake")
 HETZNER_API_URL = env.str("HETZNER_API_URL", default="https://api.hetzner.cloud/v1")
 HETZNER_API_TOKEN = env.str("HETZNER_API_TOKEN", default="")
 HETZNER_SSH_KEYS = env.list("HETZNER_SSH_KEYS", default=[])
+# The Hetzner Cloud project's number (in the console's address): the Beacon page's console link
+# goes to the server itself with it, to the project list without (the API never names it).
+HETZNER_PROJECT_ID = env.str("HETZNER_PROJECT_ID", default="")
 DIGITALOCEAN_API_URL = env.str("DIGITALOCEAN_API_URL", default="https://api.digitalocean.com")
 DIGITALOCEAN_API_TOKEN = env.str("DIGITALOCEAN_API_TOKEN", default="")
 DIGITALOCEAN_SSH_KEYS = env.list("DIGITALOCEAN_SSH_KEYS", default=[])
@@ -281,11 +285,25 @@ REST_FRAMEWORK = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# `text` (one readable line a record) or `json` (one JSON object a line: time, level, logger,
+# message, exception, extras; wopr.lib.jsonlog). gunicorn.conf.py reads it too.
+LOG_FORMATS = ("text", "json")
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").strip().lower()
+if LOG_FORMAT not in LOG_FORMATS:  # before logging is set up, so no system check could say it
+    raise ImproperlyConfigured(f"LOG_FORMAT must be one of: {', '.join(LOG_FORMATS)}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "wopr.lib.jsonlog.RedactingJsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "INFO"},
@@ -494,7 +512,9 @@ if OIDC_ISSUER:
 # container's HEALTHCHECK and Caddy's probe speak plain http inside) is redirected to https.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+# /metrics too: a scraper inside the host or the container network speaks plain http to the
+# web process (Caddy redirects http to https for everyone outside).
+SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
@@ -600,3 +620,9 @@ BACKUPS_DAILY_MINUTES = env.int("BACKUPS_DAILY_MINUTES", default=60)
 BACKUPS_DAILY_BATCH = env.int("BACKUPS_DAILY_BATCH", default=200)
 BACKUP_SNAPSHOT_DEADLINE_MINUTES = env.int("BACKUP_SNAPSHOT_DEADLINE_MINUTES", default=240)
 # --- end of Issue 9: schedules, provider health, placement ---
+
+# --- Issue 14: metrics ---------------------------------------------------------------------------
+# GET /metrics (wopr.metrics_view): a scraper sends `Authorization: Bearer <METRICS_TOKEN>`;
+# empty: only signed-in staff with the permission wopr.view_metrics can read it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# --- end of Issue 14: metrics ---
