@@ -32,6 +32,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -101,24 +102,51 @@ def base_image() -> str:
     return BASE_IMAGE
 
 
-def bridge_gateway(image: str) -> str:
-    """The host's address on Podman's default bridge, the bridge brought up if it is not."""
+def _bindable(address: str) -> bool:
+    try:
+        socket.create_server((address, 0)).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def bridge_gateway(image: str) -> Iterator[str]:
+    """The host's address on Podman's default bridge, held up while the caller needs it.
+
+    netavark makes the bridge interface with the first container on it and removes it with
+    the last, so when none is running a keeper container (this test's own) holds it up
+    until the block ends.
+    """
     result = podman("network", "inspect", "podman")
     assert result.returncode == 0, result.stderr
     gateway = json.loads(result.stdout)[0]["subnets"][0]["gateway"]
+    keeper = ""
+    if not _bindable(gateway):
+        started = podman("run", "-d", "--rm", *LIMITS, image, "sleep", "infinity")
+        assert started.returncode == 0, started.stderr
+        keeper = started.stdout.strip()
+        for _ in range(50):
+            if _bindable(gateway):
+                break
+            time.sleep(0.2)
     try:
-        socket.create_server((gateway, 0)).close()
-    except OSError:  # the bridge interface appears with its first container
-        podman("run", "--rm", *LIMITS, image, "true")
-    return gateway
+        yield gateway
+    finally:
+        if keeper:
+            podman("rm", "-f", "-t", "0", keeper)
 
 
 @pytest.fixture
 def control_plane(base_image, settings, tmp_path) -> Iterator[str]:
     """The control plane live on the bridge gateway; its public URL is what Beacons call."""
+    with bridge_gateway(base_image) as gateway:
+        yield from _control_plane_on(gateway, settings, tmp_path)
+
+
+def _control_plane_on(gateway: str, settings, tmp_path) -> Iterator[str]:
     from pytest_django.live_server_helper import LiveServer
 
-    gateway = bridge_gateway(base_image)
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, gateway]
     settings.INSTALLERS_ROOT = tmp_path / "installers"
     settings.WOPR_INSTALLER_URL = ""
