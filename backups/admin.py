@@ -90,7 +90,6 @@ class BackupSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         preview = snapshot_restore_preview(snapshot=snapshot)
         if request.method == "POST" and request.POST.get("post") == "yes":
             outcome = snapshot_restore_start(snapshot=snapshot, requested_by=request.user)
-            self.log_change(request, snapshot, f"Restore: {outcome}")
             staff_action_record(
                 user=request.user, action="snapshot.restore", target=snapshot, outcome=outcome
             )

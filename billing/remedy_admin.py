@@ -83,7 +83,6 @@ class OrderRemedyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for remedy in queryset.select_related("order"):
             started = order_remedy_start(remedy_id=remedy.pk, requested_by=request.user)
             outcome = "refund and cancellation started" if started else f"skipped ({remedy.state})"
-            self.log_change(request, remedy, f"Refund and cancel: {outcome}")
             staff_action_record(
                 user=request.user, action="order.refund", target=remedy.order, outcome=outcome
             )

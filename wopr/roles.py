@@ -1,10 +1,14 @@
 """The staff roles, as Django groups whose permissions are written here (and only here).
 
 support     reads everything, retries jobs, resends e-mails and regenerates PDFs, writes notes
-operations  + suspends, resumes, powers on for export, resizes, cancels jobs, restores
-              snapshots, runs the sweeps now, edits providers and the fake cloud
-owner       + decommissions, refunds, edits the catalogue (bundles, tiers, prices) and the
-              installer releases
+operations  + suspends, resumes, powers on for export, resizes, restores snapshots, runs the
+              sweeps now, edits providers and the fake cloud
+owner       + decommissions, cancels jobs (cancelling a provision job deletes its server and
+              DNS: deleting is the owner's), refunds, edits the catalogue (bundles, tiers,
+              prices) and the installer releases
+
+dj-stripe's and django-q2's own actions that act (sync from or cancel in Stripe, resubmit a
+task) are no role's: only a superuser runs them (wopr.admin_site.vendor_admin_guard).
 
 After every `migrate` (so at each start) `roles_sync` makes the three groups hold exactly these
 permissions: a permission added to a group by hand in the admin is taken away again. A user's
@@ -48,7 +52,6 @@ _SUPPORT_PERMS = (
 )
 _OPERATIONS_PERMS = (
     "wopr.suspend_beacon",
-    "wopr.cancel_job",
     "wopr.resize_beacon",
     "wopr.restore_snapshot",
     "wopr.sweep_now",
@@ -61,6 +64,7 @@ _OPERATIONS_PERMS = (
 )
 _OWNER_PERMS = (
     "wopr.decommission_beacon",
+    "wopr.cancel_job",
     "wopr.refund_order",
     "billing.add_bundle",
     "billing.change_bundle",

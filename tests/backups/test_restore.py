@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from backups.models import BackupSnapshot
@@ -17,6 +16,7 @@ from dns.models import FakeDnsRecord
 from provisioning.faults import fault_inject
 from provisioning.models import Beacon, FakeServer, Job, JobEvent
 from provisioning.teardown import job_cancel_teardown
+from wopr.models import StaffAction
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +123,8 @@ def test_the_confirmation_page_says_what_is_made_deleted_and_moved_then_restores
     assert response.status_code == 302
     job = Job.objects.get(beacon=beacon, kind="restore")
     assert job.requested_by == admin_user and job.state == "completed"
-    assert LogEntry.objects.filter(object_id=str(snapshot.pk), user=admin_user).exists()
+    recorded = StaffAction.objects.get(action="snapshot.restore")
+    assert (recorded.user, recorded.target_id) == (admin_user, str(snapshot.pk))
 
 
 def test_the_snapshot_list_action_leads_to_the_confirmation_page(snapshotted, admin_client):

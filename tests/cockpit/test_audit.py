@@ -5,6 +5,7 @@ superuser; its list links to targets that still exist without a query per row.""
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -142,3 +143,49 @@ def test_making_an_installer_current_is_recorded_with_who_and_what():
     assert release.current
     action = StaffAction.objects.get(action="installer.make_current")
     assert (action.username, action.target_id) == (f"{OWNER}-user", str(release.pk))
+
+
+def test_every_log_entry_is_copied_even_one_with_a_plain_text_message(admin_user):
+    price = Price.objects.first()
+
+    LogEntry.objects.log_actions(
+        user_id=admin_user.pk,
+        queryset=[price],
+        action_flag=CHANGE,
+        change_message="By hand",
+        single_object=True,
+    )
+
+    row = StaffAction.objects.get(action="admin.change")
+    assert (row.target_id, row.outcome) == (str(price.pk), "By hand")
+
+
+def test_a_staff_action_writes_one_trail_row_and_no_log_entry():
+    make_one_of_everything()
+    release = InstallerRelease.objects.get()
+    client = staff_client(OWNER)
+
+    client.post(
+        reverse("admin:installers_installerrelease_changelist"),
+        {"action": "make_current", "_selected_action": [release.pk], "post": "yes"},
+    )
+
+    assert list(StaffAction.objects.values_list("action", flat=True)) == ["installer.make_current"]
+    assert not LogEntry.objects.exists()
+
+
+def test_the_audit_list_filters_by_kind_of_action_and_by_staff_user(admin_client, admin_user):
+    other = get_user_model().objects.create_user(username="ops", is_staff=True)
+    staff_action_record(user=admin_user, action="sweep.health", outcome="queued")
+    staff_action_record(user=other, action="beacon.suspend", outcome="ok")
+    staff_action_record(user=other, action="vendor.resubmit_task", outcome="done")
+    url = reverse("admin:wopr_staffaction_changelist")
+
+    def shown(**query: str) -> list[str]:
+        response = admin_client.get(url, query)
+        return sorted(row.action for row in response.context["cl"].result_list)
+
+    assert shown(kind="sweep") == ["sweep.health"]
+    assert shown(kind="vendor") == ["vendor.resubmit_task"]
+    assert shown(user=str(other.pk)) == ["beacon.suspend", "vendor.resubmit_task"]
+    assert shown(q="beacon.suspend") == ["beacon.suspend"]
