@@ -40,7 +40,15 @@ from django.utils import timezone
 from billing.models import Order
 from integrations.errors import ExternalError
 from provisioning.checkpoint import BUDGET_WAITS, Checkpoint
-from provisioning.models import UNFINISHED_JOB_STATES, EventLevel, Job, JobEvent, JobState
+from provisioning.models import (
+    UNFINISHED_JOB_STATES,
+    EventLevel,
+    Job,
+    JobEvent,
+    JobState,
+    job_due,
+    job_lease_free,
+)
 from wopr.lib.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -172,13 +180,11 @@ def job_enqueue(job_id: uuid.UUID | str) -> None:
 
 
 def _lease_free(now: datetime) -> Q:
-    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    return job_lease_free(now)
 
 
 def _due(now: datetime) -> Any:
-    return Job.objects.filter(
-        _lease_free(now), state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now
-    ).order_by("next_attempt_at")
+    return Job.objects.filter(job_due(now)).order_by("next_attempt_at")
 
 
 def jobs_due(now: datetime | None = None, limit: int = 500) -> list[uuid.UUID]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -151,6 +152,19 @@ class JobState(models.TextChoices):
 
 UNFINISHED_JOB_STATES = [JobState.PENDING, JobState.RUNNING, JobState.WAITING]
 FINISHED_JOB_STATES = [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
+
+
+def job_lease_free(now: datetime) -> Q:
+    """No worker holds the job: never leased, released, or its lease ran out (the worker died)."""
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+
+
+def job_due(now: datetime) -> Q:
+    """The one meaning of a "due" job, as of `now`: unfinished, its next attempt time passed,
+    and no live lease. The engine's due-job loop hands out exactly these; the dashboard and
+    /metrics read the same filter (claiming a job leaves next_attempt_at in the past, so the
+    lease is what tells a running job from a waiting one). Served by Job(state, next_attempt_at)."""
+    return job_lease_free(now) & Q(state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now)
 
 
 class Job(models.Model):

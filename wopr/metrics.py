@@ -5,11 +5,14 @@ in-process counter would only know its own process: every number here is a query
 rows all processes write. Each query stays bounded, whatever the size of the fleet:
 
 - unfinished jobs, failed jobs and due jobs go through the index on Job(state, next_attempt_at);
+  "due" is provisioning.models.job_due, the due-job loop's own filter (the dashboard uses it too);
 - PROVISION jobs (the duration histogram) are at most one per Beacon: the partial unique index
   `job_one_provision_per_beacon` (kind = provision) holds exactly them;
-- append-only tables without an index on their time column (dj-stripe's webhook triggers,
-  job events, e-mails) are read only in their newest RECENT_ROWS rows, found by primary key
-  (ids only grow), and within those only rows of the window (the last hour or day);
+- job events and e-mails of the window (the last hour, the last day) are found through the
+  indexes on JobEvent.at and EmailMessage.created_at (provisioning 0012, documents 0003);
+- dj-stripe's webhook triggers have no index on `created` (only the primary key; dj-stripe's
+  table, so we add none): they are read only in their newest RECENT_ROWS rows, found by primary
+  key (ids only grow), and within those only rows of the last hour;
 - providers and rate budgets are a handful of rows.
 
 A "total" here is a Prometheus counter (it only grows); everything else is a gauge of now or
@@ -55,10 +58,11 @@ from provisioning.models import (
     JobState,
     Provider,
     RateLimitBudget,
+    job_due,
 )
 
-# How many of the newest rows of an append-only table a windowed number looks at. A window
-# holding more rows than this (over 10,000 webhooks an hour, say) is undercounted, never slow.
+# How many of the newest webhook triggers the last-hour numbers look at (the table has no time
+# index). An hour of more than this many deliveries is undercounted, never slow.
 RECENT_ROWS = 10_000
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -96,7 +100,8 @@ def recent_rows(
     model: type[Model], *, time_field: str, since: datetime, newest: int | None = None
 ) -> QuerySet[Any]:
     """Rows of `model` written since `since`, looked for among its newest RECENT_ROWS rows
-    only: a primary-key range (ids only grow), so no scan of the table's history."""
+    only: a primary-key range (ids only grow), so no scan of the table's history. Only for a
+    table with no index on its time column (dj-stripe's WebhookEventTrigger)."""
     newest = newest_pk(model) if newest is None else newest
     return model._default_manager.filter(
         pk__gt=newest - RECENT_ROWS, **{f"{time_field}__gte": since}
@@ -127,7 +132,10 @@ def webhook_metrics(now: datetime) -> Iterator[Metric]:
     newest = newest_pk(WebhookEventTrigger)
     yield CounterMetricFamily(
         "wopr_stripe_webhook_deliveries",
-        "Stripe webhook deliveries stored (the newest trigger id: ids only grow).",
+        "Stripe webhook deliveries received: the highest dj-stripe WebhookEventTrigger id, read "
+        "from the primary key (a count would scan the table). It never falls (ids only grow, "
+        "deleted rows keep theirs) but overcounts where ids were skipped (PostgreSQL sequence "
+        "values of rolled-back inserts are not reused): read it with rate() or increase().",
         value=newest,
     )
     recent = recent_rows(WebhookEventTrigger, time_field="created", since=now - HOUR, newest=newest)
@@ -174,11 +182,7 @@ def job_metrics(now: datetime) -> Iterator[Metric]:
     how long the oldest due job has been waiting for a worker."""
     yield _jobs_by_state_and_kind()
     yield from _jobs_failed(now)
-    due = Job.objects.filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),  # not held by a worker
-        state__in=UNFINISHED_JOB_STATES,
-        next_attempt_at__lte=now,
-    ).aggregate(oldest=Min("next_attempt_at"))["oldest"]
+    due = Job.objects.filter(job_due(now)).aggregate(oldest=Min("next_attempt_at"))["oldest"]
     yield _gauge(
         "wopr_job_oldest_due_age_seconds",
         "Seconds since the oldest due job (its next attempt time passed, no worker holds it) "
@@ -287,8 +291,9 @@ def _provider_job_events(now: datetime) -> Metric:
         labels=["provider", "level"],
     )
     rows = (
-        recent_rows(JobEvent, time_field="at", since=now - HOUR)
-        .filter(level__in=[EventLevel.WARNING, EventLevel.ERROR])
+        JobEvent.objects.filter(
+            at__gte=now - HOUR, level__in=[EventLevel.WARNING, EventLevel.ERROR]
+        )
         .values_list("job__beacon__provider__name", "level")
         .annotate(count=Count("pk"))
         .order_by()
@@ -335,7 +340,7 @@ def email_metrics(now: datetime) -> Metric:
         labels=["status"],
     )
     rows = (
-        recent_rows(EmailMessage, time_field="created_at", since=now - DAY)
+        EmailMessage.objects.filter(created_at__gte=now - DAY)
         .values_list("status")
         .annotate(count=Count("pk"))
         .order_by()

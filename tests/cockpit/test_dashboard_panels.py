@@ -42,9 +42,9 @@ def _stage(job, at):
     InstallStage.objects.filter(pk=stage.pk).update(at=at)
 
 
-def _starter_price() -> int:
+def _starter_price(period: str = "monthly") -> int:
     return Price.objects.get(
-        bundle__slug="starter", tier__slug="t1", period="monthly", mode="test"
+        bundle__slug="starter", tier__slug="t1", period=period, mode="test"
     ).amount_cents
 
 
@@ -187,14 +187,18 @@ def test_mrr_counts_billed_subscriptions_a_month_and_churn_is_ended_over_active_
     _subscription("active", paid_days_ago=3, amount_cents=12000, currency="usd", period="yearly")
     _subscription("active", paid_days_ago=3)  # no amount recorded: the catalogue price
     _subscription("past_due", paid_days_ago=3, amount_cents=500, currency="eur")
+    _subscription("active", paid_days_ago=3, amount_cents=700, currency="eur", stripe_mode="x")
     _subscription("canceled", paid_days_ago=60, ended_days_ago=10, amount_cents=900)
     _subscription("canceled", paid_days_ago=60, ended_days_ago=40, amount_cents=900)
     _subscription("canceled", paid_days_ago=5, ended_days_ago=1, amount_cents=900)
 
     panel = dashboard.money(NOW)
 
-    assert panel.mrr_cents == {"usd": 1500 + 1000 + _starter_price(), "eur": 500}
-    assert panel.paying == 4
+    # Each at the catalogue price of what it bills now (checkout amounts include tax and
+    # coupons); only the order with no catalogue price counts its checkout amount.
+    monthly, yearly = _starter_price(), _starter_price("yearly")
+    assert panel.mrr_cents == {"usd": round(3 * monthly + yearly / 12), "eur": 700}
+    assert panel.paying == 5
     # Active on day -30: the one paid 60 days ago still active and the one ended 10 days ago.
     assert (panel.churn_ended, panel.churn_base) == (1, 2)
     assert panel.churn_display == "50.0%"
@@ -213,35 +217,43 @@ def _snapshot(beacon, status, cost):
 
 
 def test_cost_against_revenue_totals_live_beacons_and_lists_the_thinnest_margins():
+    fake = Provider.objects.get_or_create(name="fake", kind="fake")[0]
     cheap = BeaconFactory(
         name="cheap",
         status="active",
+        provider=fake,
         server_monthly_cost=Decimal("7.59"),
-        order__amount_cents=1500,
-        order__currency="usd",
+        order__subscription_status="active",
     )
     dear = BeaconFactory(
         name="dear",
         status="suspended",
+        provider=fake,
         server_monthly_cost=Decimal("20.00"),
-        order__amount_cents=12000,
-        order__currency="usd",
+        order__subscription_status="past_due",
         order__period="yearly",
     )
     BeaconFactory(status="decommissioned", server_monthly_cost=Decimal("5.00"))
-    BeaconFactory(name="unpriced", status="active", order__amount_cents=900, order__currency="usd")
+    BeaconFactory(name="unpriced", status="active", order__subscription_status="active")
     _snapshot(cheap, "available", Decimal("0.50"))
     _snapshot(cheap, "deleted", Decimal("9.99"))
 
     panel = dashboard.cost_against_revenue()
 
+    monthly, yearly = _starter_price(), _starter_price("yearly")
     assert (panel.live_beacons, panel.priced_beacons) == (3, 2)
-    assert (panel.server_cost, panel.snapshot_cost) == (Decimal("27.59"), Decimal("0.50"))
-    assert panel.total_cost == Decimal("28.09")
-    assert panel.revenue_cents == {"usd": 1500 + 1000 + 900}
+    assert (panel.server_cost, panel.snapshot_cost) == (
+        {"usd": Decimal("27.59")},
+        {"usd": Decimal("0.50")},
+    )
+    [line] = panel.lines
+    assert line.total_cost == Decimal("28.09")
+    revenue = round(2 * monthly + yearly / 12)
+    assert panel.revenue_cents == {"usd": revenue}
+    assert line.margin_cents == revenue - 2809
     assert [row.name for row in panel.thinnest] == ["dear", "cheap"]
     assert panel.thinnest[1].snapshot_cost == Decimal("0.50")
-    assert panel.thinnest[0].revenue_cents == 1000
+    assert panel.thinnest[0].revenue_cents == round(yearly / 12)
     assert dear.status == "suspended"
 
 

@@ -31,6 +31,7 @@ from wopr.dashboard.fleet import (
 from wopr.dashboard.money import (
     CostPanel,
     CostRow,
+    CurrencyLine,
     DaySales,
     MoneyPanel,
     cost_against_revenue,
@@ -41,6 +42,7 @@ from wopr.dashboard.money import (
 __all__ = [
     "CostPanel",
     "CostRow",
+    "CurrencyLine",
     "Dashboard",
     "DayDurations",
     "DaySales",

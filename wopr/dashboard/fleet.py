@@ -39,6 +39,7 @@ from provisioning.models import (
     Provider,
     ProviderHealthCheck,
     ReconcileRun,
+    job_due,
 )
 from wopr.dashboard.common import (
     LIST_LIMIT,
@@ -113,20 +114,19 @@ def _job_row(job: Job, why: str, since: datetime | None) -> JobRow:
 
 
 def _stuck_filter(now: datetime) -> Q:
-    """Unfinished jobs past a limit: due and unclaimed past OVERDUE, leased by a worker that
-    vanished, or an install silent past the engine's own limits (settings INSTALL_BOOT_LIMIT_SECONDS
-    before the first install stage, INSTALL_PROGRESS_LIMIT_SECONDS after; the engine measures
-    from the server running, whose timeline line is the job's last before the first stage)."""
+    """Unfinished jobs past a limit: due (provisioning.models.job_due, the engine's own
+    meaning: next attempt passed, no live lease) already OVERDUE ago and still not taken (a
+    claim would have leased it since), or an install silent past the engine's own limits
+    (settings INSTALL_BOOT_LIMIT_SECONDS before the first install stage,
+    INSTALL_PROGRESS_LIMIT_SECONDS after; the engine measures from the server running, whose
+    timeline line is the job's last before the first stage). A running job holding its lease
+    is never stuck here, however old its next_attempt_at (claiming does not move it)."""
     boot = now - timedelta(seconds=settings.INSTALL_BOOT_LIMIT_SECONDS)
     progress = now - timedelta(seconds=settings.INSTALL_PROGRESS_LIMIT_SECONDS)
     install = Q(step="wait_callback", callback_completed_at__isnull=True) & (
         Q(has_stage=False, last_sign__lt=boot) | Q(has_stage=True, last_sign__lt=progress)
     )
-    return (
-        Q(next_attempt_at__lt=now - OVERDUE)
-        | Q(state=JobState.RUNNING, lease_expires_at__lt=now - OVERDUE)
-        | install
-    )
+    return (job_due(now) & job_due(now - OVERDUE)) | install
 
 
 def _stuck_jobs(now: datetime) -> QuerySet[Job]:
@@ -143,10 +143,11 @@ def _stuck_jobs(now: datetime) -> QuerySet[Job]:
 
 
 def _stuck_why(job: Job, now: datetime) -> str:
-    if job.state == JobState.RUNNING and job.lease_expires_at and job.lease_expires_at < now:
-        return "its worker's lease expired"
-    if job.next_attempt_at and job.next_attempt_at < now - OVERDUE:
-        return "due but no worker took it"
+    since = now - OVERDUE
+    lease = job.lease_expires_at
+    if job.next_attempt_at and job.next_attempt_at <= since and (not lease or lease < since):
+        expired = job.state == JobState.RUNNING and lease
+        return "its worker's lease expired" if expired else "due but no worker took it"
     return "the Beacon's install has gone silent past its limit"
 
 

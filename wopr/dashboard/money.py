@@ -17,6 +17,7 @@ from django.db.models import (
     FloatField,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Sum,
     Value,
@@ -47,37 +48,53 @@ from wopr.dashboard.common import (
 # --- Money: recurring revenue, churn --------------------------------------------------------
 
 
-def order_cents(prefix: str = "") -> Coalesce:
-    """What the order pays a period, in minor units: the paid session's amount_total, else the
-    catalogue Price of its (bundle, tier, period, mode)."""
-    price = Price.objects.filter(
+def _catalogue_price(prefix: str = "") -> QuerySet[Price]:
+    """The catalogue Price of the order's current (bundle, tier, period, mode): a paid tier
+    change moves Order.tier, so this follows what Stripe bills now. At most one row (unique
+    per offer); unordered, so the lookup is the unique index alone (Price's default ordering
+    would join bundle and tier into every row's subquery)."""
+    return Price.objects.filter(
         bundle=OuterRef(f"{prefix}bundle"),
         tier=OuterRef(f"{prefix}tier"),
         period=OuterRef(f"{prefix}period"),
         mode=OuterRef(f"{prefix}stripe_mode"),
-    )
-    return Coalesce(F(f"{prefix}amount_cents"), Subquery(price.values("amount_cents")[:1]))
+    ).order_by()
 
 
-def order_currency(prefix: str = "") -> Coalesce:
-    """The order's currency: the paid session's, else the catalogue Price's, else usd."""
-    price = Price.objects.filter(
-        bundle=OuterRef(f"{prefix}bundle"),
-        tier=OuterRef(f"{prefix}tier"),
-        period=OuterRef(f"{prefix}period"),
-        mode=OuterRef(f"{prefix}stripe_mode"),
-    )
+def billed_cents(prefix: str = "") -> Coalesce:
+    """What the subscription bills a period now, in minor units: the catalogue Price (before tax
+    and coupons, after any tier change), else the checkout's amount_total. A 0 never wins over
+    a non-zero amount: a trial's or a 100% coupon's checkout records 0, a Price off sale is 0."""
+    price = _catalogue_price(prefix).values("amount_cents")[:1]
     return Coalesce(
-        NullIf(F(f"{prefix}currency"), Value("")),
-        Subquery(price.values("currency")[:1]),
-        Value("usd"),
+        NullIf(Subquery(price), Value(0)), NullIf(F(f"{prefix}amount_cents"), Value(0)), Value(0)
     )
+
+
+def billed_currency(prefix: str = "") -> Coalesce:
+    """The currency of billed_cents: the catalogue Price's where it gave the amount, else the
+    checkout's, else usd."""
+    price = _catalogue_price(prefix).filter(amount_cents__gt=0).values("currency")[:1]
+    return Coalesce(Subquery(price), NullIf(F(f"{prefix}currency"), Value("")), Value("usd"))
+
+
+def paid_cents() -> Coalesce:
+    """What the order's checkout paid (amount_total, 0 for a trial), else (not recorded) the
+    catalogue price: daily sales count what was paid, not what is billed now."""
+    price = _catalogue_price().values("amount_cents")[:1]
+    return Coalesce(F("amount_cents"), Subquery(price))
+
+
+def paid_currency() -> Coalesce:
+    """The currency of paid_cents."""
+    price = _catalogue_price().values("currency")[:1]
+    return Coalesce(NullIf(F("currency"), Value("")), Subquery(price), Value("usd"))
 
 
 def monthly_cents(prefix: str = "") -> ExpressionWrapper:
-    """The order's amount a month: a yearly price counts 1/12."""
+    """What the subscription bills a month: a yearly price counts 1/12."""
     yearly = Q(**{f"{prefix}period": Period.YEARLY})
-    cents = Cast(order_cents(prefix), FloatField())
+    cents = Cast(billed_cents(prefix), FloatField())
     return ExpressionWrapper(
         Case(When(yearly, then=cents / Value(12.0)), default=cents), output_field=FloatField()
     )
@@ -117,7 +134,7 @@ def money(now: datetime) -> MoneyPanel:
     start = now - timedelta(days=WINDOW_DAYS)
     mrr = (
         Order.objects.filter(subscription_status__in=PAYING)
-        .annotate(cur=order_currency(), monthly=monthly_cents())
+        .annotate(cur=billed_currency(), monthly=monthly_cents())
         .order_by()
         .values("cur")
         .annotate(total=Sum("monthly"), n=Count("pk"))
@@ -140,6 +157,31 @@ def money(now: datetime) -> MoneyPanel:
 # --- Provider cost against revenue ----------------------------------------------------------
 
 COST = DecimalField(max_digits=14, decimal_places=4)
+# The currency each provider kind's recorded prices are in (Beacon.server_monthly_cost and
+# BackupSnapshot.monthly_cost come from the adapters in integrations/clouds/). Hetzner answers
+# in EUR (GET /pricing says `"currency": "EUR"`; its server types' prices are the same
+# account's), DigitalOcean in USD (`price_monthly` of /v2/sizes, and the configured
+# DIGITALOCEAN_SNAPSHOT_PRICE_PER_GB), the fake in USD by our choice (a dev fleet with the
+# usual USD catalogue then shows margins). An unknown kind's costs stay apart, never summed.
+PROVIDER_CURRENCY = {"hetzner": "eur", "digitalocean": "usd", "fake": "usd"}
+UNKNOWN_CURRENCY = "???"
+
+
+def provider_currency(kind: str | None) -> str:
+    """The currency of the prices a provider of `kind` records."""
+    return PROVIDER_CURRENCY.get(kind or "", UNKNOWN_CURRENCY)
+
+
+def _provider_currency_sql(kind_field: str) -> Case:
+    whens = [When(**{kind_field: kind}, then=Value(cur)) for kind, cur in PROVIDER_CURRENCY.items()]
+    return Case(*whens, default=Value(UNKNOWN_CURRENCY))
+
+
+def cost_display(amount: Decimal, currency: str) -> str:
+    """A provider price (major units, up to 4 decimals) as money: `€7.59`, `$20.00`."""
+    if currency == UNKNOWN_CURRENCY:
+        return f"{amount:,.2f} (unknown currency)"
+    return money_display(round(amount * 100), currency)
 
 
 @dataclass(frozen=True)
@@ -148,26 +190,88 @@ class CostRow:
     url: str
     server_cost: Decimal | None
     snapshot_cost: Decimal
+    cost_currency: str
     revenue_cents: int
     currency: str
+    margin_cents: int | None  # None: cost and revenue in different currencies
+
+    @property
+    def cost_display(self) -> str:
+        return cost_display(
+            (self.server_cost or Decimal(0)) + self.snapshot_cost, self.cost_currency
+        )
 
     @property
     def revenue_display(self) -> str:
         return money_display(self.revenue_cents, self.currency)
+
+    @property
+    def margin_display(self) -> str:
+        if self.margin_cents is None:
+            return "n/a (currencies differ)"
+        return money_display(self.margin_cents, self.cost_currency)
+
+
+@dataclass(frozen=True)
+class CurrencyLine:
+    """One currency's provider cost and revenue a month; a margin only where both exist."""
+
+    currency: str
+    server_cost: Decimal
+    snapshot_cost: Decimal
+    revenue_cents: int
+
+    @property
+    def total_cost(self) -> Decimal:
+        return self.server_cost + self.snapshot_cost
+
+    @property
+    def has_cost(self) -> bool:
+        return bool(self.total_cost)
+
+    @property
+    def margin_cents(self) -> int | None:
+        if not (self.has_cost and self.revenue_cents):
+            return None
+        return self.revenue_cents - round(self.total_cost * 100)
+
+    @property
+    def cost_display(self) -> str:
+        return cost_display(self.total_cost, self.currency) if self.has_cost else "-"
+
+    @property
+    def revenue_display(self) -> str:
+        return money_display(self.revenue_cents, self.currency) if self.revenue_cents else "-"
+
+    @property
+    def margin_display(self) -> str:
+        margin = self.margin_cents
+        return "n/a" if margin is None else money_display(margin, self.currency)
 
 
 @dataclass(frozen=True)
 class CostPanel:
     live_beacons: int
     priced_beacons: int
-    server_cost: Decimal
-    snapshot_cost: Decimal
-    revenue_cents: dict[str, int]  # currency -> a month
+    paying_beacons: int
+    server_cost: dict[str, Decimal]  # provider currency -> a month
+    snapshot_cost: dict[str, Decimal]  # provider currency -> a month
+    revenue_cents: dict[str, int]  # currency -> a month, of paying live Beacons only
     thinnest: list[CostRow] = field(default_factory=list)
 
     @property
-    def total_cost(self) -> Decimal:
-        return self.server_cost + self.snapshot_cost
+    def lines(self) -> list[CurrencyLine]:
+        """One line per currency seen in a cost or a revenue; nothing converted or mixed."""
+        currencies = sorted({*self.server_cost, *self.snapshot_cost, *self.revenue_cents})
+        return [
+            CurrencyLine(
+                currency=cur,
+                server_cost=self.server_cost.get(cur, Decimal(0)),
+                snapshot_cost=self.snapshot_cost.get(cur, Decimal(0)),
+                revenue_cents=self.revenue_cents.get(cur, 0),
+            )
+            for cur in currencies
+        ]
 
     @property
     def revenue_display(self) -> str:
@@ -185,61 +289,101 @@ def _snapshot_cost_of_beacon() -> Coalesce:
     return Coalesce(Subquery(costs, output_field=COST), Value(Decimal(0)), output_field=COST)
 
 
+def _paying_revenue(prefix: str) -> Case:
+    """The Beacon's order's monthly amount while its subscription is paying, else 0."""
+    paying = Q(**{f"{prefix}subscription_status__in": PAYING})
+    return Case(
+        When(paying, then=monthly_cents(prefix)), default=Value(0.0), output_field=FloatField()
+    )
+
+
+def _margin() -> Case:
+    """Revenue minus cost in minor units: where there is no revenue (-cost, in the cost's
+    currency) or both share a currency; NULL otherwise (no conversion)."""
+    cost = Cast(F("server_monthly_cost") + F("snapshots"), FloatField()) * Value(100.0)
+    return Case(
+        When(revenue=0.0, then=-cost),
+        When(cost_cur=F("cur"), then=F("revenue") - cost),
+        default=None,
+        output_field=FloatField(),
+    )
+
+
 def _thinnest_margins() -> list[CostRow]:
-    """The live Beacons whose monthly revenue least covers their cost (server + snapshots)."""
-    cost = Coalesce("server_monthly_cost", Value(Decimal(0)), output_field=COST)
+    """The live Beacons whose monthly revenue least covers their cost (server + snapshots);
+    those whose cost and revenue are in different currencies come last, unranked."""
     rows = (
         Beacon.objects.filter(status__in=LIVE_BEACONS, server_monthly_cost__isnull=False)
         .annotate(
             snapshots=_snapshot_cost_of_beacon(),
-            revenue=monthly_cents("order__"),
-            cur=order_currency("order__"),
+            revenue=_paying_revenue("order__"),
+            cur=billed_currency("order__"),
+            cost_cur=_provider_currency_sql("provider__kind"),
         )
-        .annotate(
-            margin=ExpressionWrapper(
-                F("revenue") - Cast(cost + F("snapshots"), FloatField()) * Value(100.0),
-                output_field=FloatField(),
-            )
-        )
-        .order_by("margin", "name")[:LIST_LIMIT]
+        .annotate(margin=_margin())
+        .order_by(F("margin").asc(nulls_last=True), "name")[:LIST_LIMIT]
     )
-    return [
-        CostRow(
-            name=row.name,
-            url=admin_url("provisioning_beacon_change", row.pk),
-            server_cost=row.server_monthly_cost,
-            snapshot_cost=row.snapshots,
-            revenue_cents=round(row.revenue or 0),
-            currency=row.cur,
-        )
-        for row in rows
-    ]
+    return [_cost_row(row) for row in rows]
+
+
+def _cost_row(row: Beacon) -> CostRow:
+    margin = row.margin  # type: ignore[attr-defined]
+    return CostRow(
+        name=row.name,
+        url=admin_url("provisioning_beacon_change", row.pk),
+        server_cost=row.server_monthly_cost,
+        snapshot_cost=row.snapshots,  # type: ignore[attr-defined]
+        cost_currency=row.cost_cur,  # type: ignore[attr-defined]
+        revenue_cents=round(row.revenue or 0),  # type: ignore[attr-defined]
+        currency=row.cur,  # type: ignore[attr-defined]
+        margin_cents=None if margin is None else round(margin),
+    )
+
+
+def _add(totals: dict[str, Decimal], currency: str, amount: Decimal | None) -> None:
+    if amount:
+        totals[currency] = totals.get(currency, Decimal(0)) + amount
 
 
 def cost_against_revenue() -> CostPanel:
-    """Totals over live Beacons (server prices recorded at placement, revenue a month per
-    currency) and the provider's live snapshots, plus the Beacons with the thinnest margin."""
-    per_currency = list(
+    """Live Beacons' server prices (recorded at placement) and the providers' live snapshots,
+    per the provider's currency; revenue a month per currency of the live Beacons whose
+    subscription is paying (the MRR set: an unpaid suspended Beacon brings nothing); and the
+    Beacons with the thinnest margin. Two grouped queries and the top list, whatever the fleet."""
+    groups = list(
         Beacon.objects.filter(status__in=LIVE_BEACONS)
-        .annotate(cur=order_currency("order__"), revenue=monthly_cents("order__"))
+        .annotate(cur=billed_currency("order__"), revenue=_paying_revenue("order__"))
         .order_by()
-        .values("cur")
+        .values("provider__kind", "cur")
         .annotate(
             n=Count("pk"),
             priced=Count("server_monthly_cost"),
+            paying=Count("pk", filter=Q(order__subscription_status__in=PAYING)),
             server=Sum("server_monthly_cost"),
             total=Sum("revenue"),
         )
     )
-    snapshots = BackupSnapshot.objects.filter(status__in=LIVE_STATUSES).aggregate(
-        total=Sum("monthly_cost")
+    snapshots = (
+        BackupSnapshot.objects.filter(status__in=LIVE_STATUSES)
+        .order_by()
+        .values_list("provider__kind")
+        .annotate(total=Sum("monthly_cost"))
     )
+    server: dict[str, Decimal] = {}
+    snapshot: dict[str, Decimal] = {}
+    revenue: dict[str, float] = defaultdict(float)
+    for row in groups:
+        _add(server, provider_currency(row["provider__kind"]), row["server"])
+        revenue[row["cur"]] += row["total"] or 0.0
+    for kind, total in snapshots:
+        _add(snapshot, provider_currency(kind), total)
     return CostPanel(
-        live_beacons=sum(row["n"] for row in per_currency),
-        priced_beacons=sum(row["priced"] for row in per_currency),
-        server_cost=sum((row["server"] or Decimal(0) for row in per_currency), Decimal(0)),
-        snapshot_cost=snapshots["total"] or Decimal(0),
-        revenue_cents={row["cur"]: round(row["total"] or 0) for row in per_currency},
+        live_beacons=sum(row["n"] for row in groups),
+        priced_beacons=sum(row["priced"] for row in groups),
+        paying_beacons=sum(row["paying"] for row in groups),
+        server_cost=server,
+        snapshot_cost=snapshot,
+        revenue_cents={cur: round(cents) for cur, cents in revenue.items() if cents},
         thinnest=_thinnest_margins(),
     )
 
@@ -259,7 +403,7 @@ def daily_sales(now: datetime) -> list[DaySales]:
         Order.objects.filter(
             paid_at__gte=timezone.make_aware(datetime.combine(days[0], datetime.min.time()))
         )
-        .annotate(day=TruncDate("paid_at"), cur=order_currency(), cents=order_cents())
+        .annotate(day=TruncDate("paid_at"), cur=paid_currency(), cents=paid_cents())
         .order_by()
         .values("day", "cur")
         .annotate(n=Count("pk"), total=Sum("cents"))
