@@ -11,8 +11,11 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.templatetags.static import static
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -29,9 +32,11 @@ from billing.models import (
 )
 from billing.remedy_admin import OrderRemedyAdmin
 from billing.subscriptions import money_display
-from wopr.audit import staff_action_record
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
-from wopr.models import StaffNote
+from wopr.notes import staff_note_view, staff_notes_table
+
+# The customer's page shows the newest notes; the rest are a link away (wopr.notes).
+NOTE_LIMIT = 50
 
 
 @admin.register(Bundle)
@@ -106,27 +111,6 @@ class OrderInline(ReadOnlyTabularInline):
         return attention_marker(obj)
 
 
-class StaffNoteInline(admin.TabularInline):
-    """Notes staff leave on the customer: added here (author from the request), never edited
-    or deleted. Needs wopr.add_staffnote, and billing.change_customer to save the page."""
-
-    model = StaffNote
-    fk_name = "customer"
-    fields = ("body", "author_name", "created_at")
-    readonly_fields = ("author_name", "created_at")
-    extra = 1
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("wopr.add_staffnote")
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ("email", "name", "email_verified_at", "created_at")
@@ -139,6 +123,7 @@ class CustomerAdmin(admin.ModelAdmin):
         "stripe_live_customer_id",
         "djstripe_customer",
         "created_at",
+        "staff_notes",
     )
     readonly_fields = (
         "email_verified_at",
@@ -146,27 +131,42 @@ class CustomerAdmin(admin.ModelAdmin):
         "stripe_live_customer_id",
         "djstripe_customer",
         "created_at",
+        "staff_notes",
     )
-    inlines = (OrderInline, StaffNoteInline)
+    inlines = (OrderInline,)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        """New notes are signed with the staff member's name and recorded in the audit trail."""
-        if formset.model is not StaffNote:
-            return super().save_formset(request, form, formset, change)
-        for note in formset.save(commit=False):
-            note.author, note.author_name = request.user, request.user.get_username()
-            note.save()
-            staff_action_record(
-                user=request.user,
-                action="customer.note",
-                target=form.instance,
-                outcome="note added",
-                detail={"note": note.pk},
-            )
-        return None
+    @admin.display(description="Staff notes")
+    def staff_notes(self, obj: Customer) -> SafeString:
+        return staff_notes_table(limit=NOTE_LIMIT, customer=obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        """The note form's address: notes are added there, not by saving the customer, so
+        support (who may not change a customer) can write them, and each is recorded once."""
+        note = self.admin_site.admin_view(self.note_view)
+        return [
+            path("<int:object_id>/note/", note, name="billing_customer_note"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Customer | None = None,
+    ) -> TemplateResponse:
+        context["can_add_note"] = obj is not None and request.user.has_perm("wopr.add_staffnote")
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def note_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        customer = get_object_or_404(Customer, pk=object_id)
+        back = reverse("admin:billing_customer_change", args=[customer.pk])
+        return staff_note_view(self, request, back_url=back, customer=customer)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

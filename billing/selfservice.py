@@ -17,10 +17,8 @@ from billing.checkout import stripe_client
 from billing.models import Customer, Order, StripeMode
 from billing.subscriptions import ENDED_STATUSES, subscription_answer_record
 from billing.webhooks import stripe_api_key
-from documents.models import EmailMessage
 from provisioning.models import Beacon, BeaconStatus
-from provisioning.welcome import welcome_send
-from wopr.lib.queue import task_enqueue_after_commit
+from provisioning.welcome import WelcomeResendTooSoon, welcome_resend_queue, welcome_send
 
 logger = logging.getLogger(__name__)
 
@@ -250,23 +248,16 @@ def subscription_cancel_set(*, order: Order, cancel: bool) -> Order:
 def welcome_resend_request(*, beacon: Beacon) -> str:
     """Queue the welcome e-mail to the order's address again; its key.
 
-    At most one per WELCOME_RESEND_MINUTES window and Beacon: the window's e-mail row is
-    claimed by its unique key, so a second request in the window (or a race of two) gets
-    TooSoon. Only for a Beacon that got its welcome already (it is running or suspended)."""
+    At most one per WELCOME_RESEND_MINUTES window and Beacon, a window staff's "Resend welcome"
+    shares (provisioning.welcome.welcome_resend_queue): a second request in it gets TooSoon.
+    Only for a Beacon that got its welcome already (it is running or suspended)."""
     if beacon.status not in (BeaconStatus.ACTIVE, BeaconStatus.SUSPENDED):
         raise NotPossible("The Beacon is not ready; its welcome e-mail comes when it is.")
-    period = settings.WELCOME_RESEND_MINUTES * 60
-    now = clock()
-    key = f"welcome-resend:{beacon.pk}:{int(now // period)}"
-    defaults = {"template": "welcome", "recipient": beacon.order.email, "order": beacon.order}
     try:
-        with transaction.atomic():
-            EmailMessage.objects.create(idempotency_key=key, beacon=beacon, **defaults)
-    except IntegrityError:
-        retry_after = max(1, int(period - now % period))
-        raise TooSoon("The welcome e-mail was sent again moments ago.", retry_after) from None
-    task_enqueue_after_commit("billing.tasks.welcome_resend", str(beacon.pk), key, group="emails")
-    return key
+        return welcome_resend_queue(beacon=beacon, now=clock())
+    except WelcomeResendTooSoon as error:
+        message = "The welcome e-mail was sent again moments ago."
+        raise TooSoon(message, error.retry_after) from None
 
 
 def welcome_resend(*, beacon_id: str, key: str) -> str:

@@ -10,6 +10,8 @@ from provisioning.jobs import job_step_run as step_run
 from provisioning.jobs import jobs_due
 from provisioning.models import FINISHED_JOB_STATES, Beacon, Job
 from provisioning.services import beacon_converge as converge
+from provisioning.welcome import beacon_documents_regenerate as documents_regenerate
+from provisioning.welcome import welcome_send
 
 logger = logging.getLogger(__name__)
 
@@ -67,3 +69,18 @@ def payment_failure_notify(payment_failure_id: int) -> str | None:
 def trial_ending_notify(order_id: str, trial_end: int) -> str | None:
     """Forwards to billing.tasks.trial_ending_notify."""
     return async_task("billing.tasks.trial_ending_notify", order_id, trial_end, group="emails")
+
+
+# The Beacon page's buttons whose work is too slow, or must not repeat, inside a request.
+
+
+def welcome_resend(beacon_id: str, key: str) -> str:
+    """Send the welcome e-mail again under `key` (its row was claimed by welcome_resend_queue)."""
+    beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=beacon_id)
+    return str(welcome_send(beacon=beacon, key=key).status)
+
+
+def beacon_documents_regenerate(beacon_id: str) -> str:
+    """Render the Beacon's PDFs again (WeasyPrint: seconds each, so never in a request)."""
+    beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=beacon_id)
+    return f"regenerated {', '.join(documents_regenerate(beacon=beacon))}"

@@ -1,29 +1,37 @@
 """The buttons about what the customer holds: the welcome e-mail again, and the PDFs rendered
-anew (the one service these buttons add: documents_render keeps a stored file as it is)."""
+anew; both services live in provisioning.welcome, and both run in the background."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
 from django.utils.timezone import localtime
 
-from documents.models import Document, EmailMessage
-from documents.services import document_kinds_for, document_render
-from provisioning.beacon_actions.plans import ActionPlan, state_subject
+from documents.models import Document
+from documents.services import document_kinds_for
+from provisioning.beacon_actions.plans import ActionPlan, Outcome, refused, state_subject
 from provisioning.checkpoint import Checkpoint
 from provisioning.models import Beacon, BeaconStatus, JobKind
-
-# The task that sends a welcome e-mail under a key (billing's, named not imported: billing sits
-# above provisioning). The customer's own "send it again" uses it too.
-WELCOME_TASK = "billing.tasks.welcome_resend"
+from provisioning.welcome import (
+    WelcomeResendTooSoon,
+    welcome_newest_id,
+    welcome_resend_queue,
+    welcome_resend_wait,
+)
+from wopr.lib.queue import task_enqueue_after_commit
 
 
 def plan_resend_welcome(beacon: Beacon) -> ActionPlan:
-    """The welcome e-mail again, as the customer's own "send it again" sends it."""
+    """The welcome e-mail again, as the customer's own "send it again" sends it, in the same
+    window (provisioning.welcome): a second click, or a page shown before another resend,
+    sends nothing (the subject names the newest welcome e-mail the page saw)."""
     if beacon.status not in (BeaconStatus.ACTIVE, BeaconStatus.SUSPENDED):
         return ActionPlan(refusal="it is not ready: its welcome e-mail comes when it is")
+    wait = welcome_resend_wait(beacon=beacon)
+    if wait:
+        return ActionPlan(
+            refusal=f"it was sent again moments ago; again in {(wait + 59) // 60} minute(s)"
+        )
     kinds = ", ".join(document_kinds_for(beacon))
     makes = [f"one welcome e-mail to {beacon.order.email}, with the PDFs attached ({kinds})"]
     if _account_new(beacon):
@@ -35,7 +43,7 @@ def plan_resend_welcome(beacon: Beacon) -> ActionPlan:
         summary=f"The welcome e-mail of {beacon.name} is sent again.",
         makes=tuple(makes),
         deletes=("nothing",),
-        subject=state_subject(beacon),
+        subject=f"{state_subject(beacon)}/{welcome_newest_id(beacon) or 0}",
         confirm=f"Yes, send the welcome e-mail to {beacon.order.email}",
     )
 
@@ -45,19 +53,13 @@ def _account_new(beacon: Beacon) -> bool:
     return bool(job and Checkpoint(job.checkpoint).result("account").get("account_new"))
 
 
-def act_resend_welcome(beacon: Beacon, user: Any) -> str:
+def act_resend_welcome(beacon: Beacon, user: Any) -> Outcome:
     """The e-mail's row first (the page lists it at once), then the task sends it."""
-    from wopr.lib.queue import task_enqueue_after_commit
-
-    key = f"welcome-staff:{beacon.pk}:{int(timezone.now().timestamp())}"
-    defaults = {"template": "welcome", "recipient": beacon.order.email, "order": beacon.order}
     try:
-        with transaction.atomic():
-            EmailMessage.objects.create(idempotency_key=key, beacon=beacon, **defaults)
-    except IntegrityError:  # a double click within the second
-        return "already queued a moment ago"
-    task_enqueue_after_commit(WELCOME_TASK, str(beacon.pk), key, group="emails")
-    return f"welcome e-mail queued to {beacon.order.email}"
+        welcome_resend_queue(beacon=beacon)
+    except WelcomeResendTooSoon as error:  # a race of two clicks: the other one won
+        return refused(f"not sent: {error}")
+    return Outcome(f"welcome e-mail queued to {beacon.order.email}")
 
 
 def plan_regenerate_pdfs(beacon: Beacon) -> ActionPlan:
@@ -87,19 +89,9 @@ def plan_regenerate_pdfs(beacon: Beacon) -> ActionPlan:
     )
 
 
-def beacon_documents_regenerate(*, beacon: Beacon) -> list[str]:
-    """Render every document of the Beacon again, replacing the stored files.
-
-    document_render keeps a stored file whose checksum matches; forgetting the checksum first
-    sends it down its own crash-safe replace path (temp file, row locked, file moved). A render
-    that fails rolls the forgetting back, so the old file and row stay as they were."""
-    kinds = document_kinds_for(beacon)
-    for kind in kinds:
-        with transaction.atomic():
-            Document.objects.filter(beacon=beacon, kind=kind).update(sha256="")
-            document_render(beacon=beacon, kind=kind)
-    return kinds
-
-
-def act_regenerate_pdfs(beacon: Beacon, user: Any) -> str:
-    return f"regenerated {', '.join(beacon_documents_regenerate(beacon=beacon))}"
+def act_regenerate_pdfs(beacon: Beacon, user: Any) -> Outcome:
+    """Queued: WeasyPrint takes seconds per PDF, too long for a request (ids only)."""
+    task_enqueue_after_commit(
+        "provisioning.tasks.beacon_documents_regenerate", str(beacon.pk), group="documents"
+    )
+    return Outcome("queued: the PDFs are rendered in the background and replace the stored ones")

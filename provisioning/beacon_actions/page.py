@@ -1,6 +1,6 @@
 """The buttons as one registry (ACTIONS: label, permission, plan, act), running one with its
 audit record, what the page shows (the buttons a user may press, the provider console link),
-notes, and the two admin views: the confirmation page of a button and the note form."""
+and the two admin views: the confirmation page of a button and the note form (wopr.notes)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from provisioning.beacon_actions.emails_pdfs import (
 )
 from provisioning.beacon_actions.plans import (
     BeaconAction,
+    Outcome,
     act_cancel,
     act_export,
     act_resize,
@@ -36,6 +37,8 @@ from provisioning.beacon_actions.plans import (
     plan_resume,
     plan_retry,
     plan_suspend,
+    refused,
+    service_outcome,
 )
 from provisioning.models import Beacon
 from provisioning.services import (
@@ -44,11 +47,11 @@ from provisioning.services import (
     beacon_staff_suspend,
 )
 from wopr.audit import staff_action_record
-from wopr.models import StaffNote
+from wopr.notes import staff_note_view
 
 
-def _staff(service: Callable[..., str]) -> Callable[[Beacon, Any], str]:
-    return lambda beacon, user: service(beacon=beacon, requested_by=user)
+def _staff(service: Callable[..., str]) -> Callable[[Beacon, Any], Outcome]:
+    return lambda beacon, user: service_outcome(service(beacon=beacon, requested_by=user))
 
 
 ACTIONS: dict[str, BeaconAction] = {
@@ -92,23 +95,23 @@ ACTIONS: dict[str, BeaconAction] = {
 }
 
 
-def beacon_action_run(*, action: BeaconAction, beacon: Beacon, user: Any, subject: str) -> str:
+def beacon_action_run(*, action: BeaconAction, beacon: Beacon, user: Any, subject: str) -> Outcome:
     """Plan again and act only if the plan still applies to what the page showed; record it.
 
-    Returns what happened, in a sentence for the staff member's message."""
+    Returns what happened (done, or refused and why) for the staff member's message."""
     plan = action.plan(beacon)
     if action.act is None or plan.refusal:
-        outcome = f"not done: {plan.refusal or 'choose one of the links on the page'}"
+        outcome = refused(f"not done: {plan.refusal or 'choose one of the links on the page'}")
     elif plan.subject != subject:
-        outcome = "not done: the Beacon changed since the page was shown; look again"
+        outcome = refused("not done: the Beacon changed since the page was shown; look again")
     else:
         outcome = action.act(beacon, user)
     staff_action_record(
         user=user,
         action=f"beacon.{action.name}",
         target=beacon,
-        outcome=outcome,
-        detail={"via": "beacon page", "subject": plan.subject},
+        outcome=outcome.text,
+        detail={"via": "beacon page", "subject": plan.subject, "ok": outcome.ok},
     )
     return outcome
 
@@ -161,24 +164,6 @@ def provider_console_url(beacon: Beacon) -> str:
     return ""
 
 
-def staff_note_add(*, user: Any, body: str, beacon: Beacon) -> str:
-    """Add a note to the Beacon (notes are never edited or deleted) and record it."""
-    text = body.strip()
-    if not text:
-        return "not added: the note is empty"
-    note = StaffNote.objects.create(
-        beacon=beacon, author=user, author_name=user.get_username(), body=text[:5000]
-    )
-    staff_action_record(
-        user=user,
-        action="beacon.note",
-        target=beacon,
-        outcome="note added",
-        detail={"note": note.pk},
-    )
-    return "note added"
-
-
 # --- the two admin views (BeaconAdmin.get_urls routes to them) -----------------------------
 
 
@@ -212,8 +197,8 @@ def beacon_action_view(
             user=request.user,
             subject=request.POST.get("subject", ""),
         )
-        level = messages.WARNING if outcome.startswith("not ") else messages.SUCCESS
-        model_admin.message_user(request, f"{beacon_action.label}: {outcome}", level)
+        level = messages.SUCCESS if outcome.ok else messages.WARNING
+        model_admin.message_user(request, f"{beacon_action.label}: {outcome.text}", level)
         return HttpResponseRedirect(change_url)
     context = {
         **model_admin.admin_site.each_context(request),
@@ -228,11 +213,7 @@ def beacon_action_view(
 
 
 def beacon_note_view(model_admin: Any, request: HttpRequest, object_id: str) -> HttpResponse:
-    """POST: add a note to the Beacon (notes are add-only), then back to its page."""
-    beacon = _beacon_for(model_admin, request, object_id, "wopr.add_staffnote")
-    if request.method != "POST":
-        raise Http404("notes are added with the form on the Beacon page")
-    outcome = staff_note_add(user=request.user, body=request.POST.get("body", ""), beacon=beacon)
-    level = messages.SUCCESS if outcome == "note added" else messages.WARNING
-    model_admin.message_user(request, f"Note: {outcome}", level)
-    return HttpResponseRedirect(reverse("admin:provisioning_beacon_change", args=[beacon.pk]))
+    """POST: add a note to the Beacon (notes are add-only, wopr.notes), then back to its page."""
+    beacon = get_object_or_404(Beacon, pk=object_id)
+    back = reverse("admin:provisioning_beacon_change", args=[beacon.pk])
+    return staff_note_view(model_admin, request, back_url=back, beacon=beacon)

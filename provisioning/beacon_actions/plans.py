@@ -53,6 +53,35 @@ class ActionPlan:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What a button did (`ok`) or why it did nothing, in a sentence for the staff member."""
+
+    text: str
+    ok: bool = True
+
+
+def refused(text: str) -> Outcome:
+    return Outcome(text=text, ok=False)
+
+
+# How the staff services (provisioning.services) word a request they turned down.
+SERVICE_REFUSALS = (
+    "refused",
+    "not ",
+    "no such",
+    "too late",
+    "another job",
+    "the last ",
+    "decommission already deleting",
+)
+
+
+def service_outcome(text: str) -> Outcome:
+    """A staff service's sentence as an Outcome (they answer in words, not statuses)."""
+    return Outcome(text=text, ok=not text.startswith(SERVICE_REFUSALS))
+
+
+@dataclass(frozen=True)
 class BeaconAction:
     """One button: its label, the permission it needs, its plan and its act."""
 
@@ -60,10 +89,11 @@ class BeaconAction:
     label: str
     permission: str
     plan: Callable[[Beacon], ActionPlan]
-    act: Callable[[Beacon, Any], str] | None
+    act: Callable[[Beacon, Any], Outcome] | None
 
 
-def _latest_job(beacon: Beacon) -> Job | None:
+def latest_job(beacon: Beacon) -> Job | None:
+    """The Beacon's newest job: the one Retry acts on, on the page and in the changelists."""
     return beacon.jobs.order_by("-created_at").first()
 
 
@@ -104,7 +134,7 @@ def _from_teardown(teardown: Teardown, subject: str, confirm: str) -> ActionPlan
 def plan_retry(beacon: Beacon) -> ActionPlan:
     """A failed or cancelled latest job starts again from its first step; an unfinished one
     runs its current step now (job_retry)."""
-    job = _latest_job(beacon)
+    job = latest_job(beacon)
     if job is None or job.kind not in WORKFLOWS:
         return ActionPlan(refusal="the Beacon has no job that can be retried")
     if job.state == JobState.COMPLETED:
@@ -134,11 +164,11 @@ def plan_retry(beacon: Beacon) -> ActionPlan:
     )
 
 
-def act_retry(beacon: Beacon, user: Any) -> str:
-    job = _latest_job(beacon)
+def act_retry(beacon: Beacon, user: Any) -> Outcome:
+    job = latest_job(beacon)
     if job is None or not job_retry(job=job, requested_by=user):
-        return "not retried: the job moved on or another job is unfinished"
-    return f"{job.kind} job {job.pk} retried"
+        return refused("not retried: the job moved on or another job is unfinished")
+    return Outcome(f"{job.kind} job {job.pk} retried")
 
 
 def plan_cancel(beacon: Beacon) -> ActionPlan:
@@ -152,11 +182,11 @@ def plan_cancel(beacon: Beacon) -> ActionPlan:
     return _from_teardown(teardown, str(job.pk), f"Yes, cancel the {job.kind} job")
 
 
-def act_cancel(beacon: Beacon, user: Any) -> str:
+def act_cancel(beacon: Beacon, user: Any) -> Outcome:
     job = _unfinished_job(beacon)
     if job is None or not job_cancel(job=job, reason=f"cancelled by {user}"):
-        return "not cancelled: the job finished or is already undoing what it made"
-    return f"{job.kind} job {job.pk} cancelled"
+        return refused("not cancelled: the job finished or is already undoing what it made")
+    return Outcome(f"{job.kind} job {job.pk} cancelled")
 
 
 # --- suspend, resume, power on for export ---------------------------------------------------
@@ -229,9 +259,9 @@ def plan_export(beacon: Beacon) -> ActionPlan:
     )
 
 
-def act_export(beacon: Beacon, user: Any) -> str:
+def act_export(beacon: Beacon, user: Any) -> Outcome:
     hours = settings.EXPORT_WINDOW_HOURS
-    return beacon_export_window_open(beacon=beacon, hours=hours, requested_by=user)
+    return service_outcome(beacon_export_window_open(beacon=beacon, hours=hours, requested_by=user))
 
 
 # --- resize -----------------------------------------------------------------------------------
@@ -285,8 +315,10 @@ def _resize_problem(beacon: Beacon) -> str:
     return ""
 
 
-def act_resize(beacon: Beacon, user: Any) -> str:
-    return beacon_converge(beacon_id=beacon.pk, requested_by=user)
+def act_resize(beacon: Beacon, user: Any) -> Outcome:
+    """Resized only when converge started the job ("nothing to do" or a job under way: not)."""
+    text = beacon_converge(beacon_id=beacon.pk, requested_by=user)
+    return Outcome(text=text, ok=text.endswith("started"))
 
 
 # --- restore: links into the backups app's own confirmation ---------------------------------

@@ -19,7 +19,8 @@ from billing.models import Order, Tier
 from billing.simulation import checkout_completed_event, encode, sign
 from documents.models import Document, EmailMessage
 from documents.services import document_path
-from provisioning.beacon_actions import ACTIONS
+from provisioning import tasks, welcome
+from provisioning.beacon_actions import ACTIONS, emails_pdfs, plans
 from provisioning.models import Beacon, BeaconStatus, FakeServer, Job, JobState, StaffHold
 from tests.test_admin import make_beacon, make_job, run_action
 from wopr.models import StaffAction, StaffNote
@@ -176,6 +177,7 @@ def test_operations_may_suspend_but_not_decommission_and_owner_may_both():
     assert ">Suspend</a>" in page(operations, beacon)
     assert "Decommission" not in page(operations, beacon)
     assert operations.get(act_url(beacon, "decommission")).status_code == 403
+    assert operations.get(act_url(beacon, "cancel")).status_code == 403  # deletes: the owner's
     assert ">Decommission</a>" in page(owner, beacon)
     assert owner.get(act_url(beacon, "decommission")).status_code == 200
 
@@ -317,38 +319,164 @@ def test_resize_says_from_and_to_and_resizes_to_the_paid_tier(admin_client, buy,
     assert FakeServer.objects.get(pk=beacon.provider_server_id).size == beacon.server_size
 
 
-def test_regenerate_pdfs_replaces_the_stored_file(admin_client, buy, confirm):
+def test_regenerate_pdfs_says_what_it_replaces_and_queues_one_task(
+    admin_client, buy, monkeypatch, django_capture_on_commit_callbacks
+):
     beacon = buy("page4")
     document = Document.objects.get(beacon=beacon, kind="welcome_card")
     before = document_path(document).stat().st_ino
-
     shown = admin_client.get(act_url(beacon, "regenerate_pdfs")).content.decode()
     assert f"welcome_card: replaced (the stored {document.size_bytes}-byte PDF" in shown
     assert "nobody is e-mailed" in shown
+    queued = []
+    monkeypatch.setattr(
+        emails_pdfs, "task_enqueue_after_commit", lambda *args, **kw: queued.append(args)
+    )
+    subject = ACTIONS["regenerate_pdfs"].plan(beacon).subject
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = admin_client.post(
+            act_url(beacon, "regenerate_pdfs"), {"post": "yes", "subject": subject}, follow=True
+        )
+
+    assert queued == [("provisioning.tasks.beacon_documents_regenerate", str(beacon.pk))]
+    assert "queued: the PDFs are rendered in the background" in answer.content.decode()
+    assert document_path(document).stat().st_ino == before  # nothing rendered in the request
+
+
+def test_the_regenerate_task_replaces_the_documents_and_may_run_twice(buy):
+    beacon = buy("page4b")
+    document = Document.objects.get(beacon=beacon, kind="welcome_card")
+    path: Path = document_path(document)
+    path.write_bytes(b"%PDF-tampered")
     mail.outbox.clear()
 
-    confirm(admin_client, beacon, "regenerate_pdfs")
+    for _ in range(2):
+        assert tasks.beacon_documents_regenerate(str(beacon.pk)) == "regenerated welcome_card"
 
     document.refresh_from_db()
-    path: Path = document_path(document)
-    assert path.stat().st_ino != before
-    assert path.read_bytes().startswith(b"%PDF")
+    path = document_path(document)
+    assert path.read_bytes().startswith(b"%PDF") and path.read_bytes() != b"%PDF-tampered"
     assert len(document.sha256) == 64
+    assert Document.objects.filter(beacon=beacon).count() == 1
     assert mail.outbox == []
+
+
+# --- resend welcome: once per window, never from a stale page ---------------------------------
 
 
 def test_resend_welcome_sends_it_again_and_stores_its_body(admin_client, buy, confirm):
     beacon = buy("page5")
     mail.outbox.clear()
 
-    confirm(admin_client, beacon, "resend_welcome")
+    final = confirm(admin_client, beacon, "resend_welcome")
 
     (sent,) = mail.outbox
     assert sent.to == [beacon.order.email]
-    row = EmailMessage.objects.get(idempotency_key__startswith=f"welcome-staff:{beacon.pk}:")
+    row = EmailMessage.objects.get(idempotency_key__startswith=f"welcome-resend:{beacon.pk}:")
     assert row.status == "sent"
     assert "your Beacon is ready" in row.body_text
     assert "your Beacon is ready" in page(admin_client, beacon)
+    assert '<li class="success">Resend welcome: welcome e-mail queued' in final
+
+
+def test_two_posts_of_resend_welcome_send_one_email(
+    admin_client, buy, django_capture_on_commit_callbacks
+):
+    beacon = buy("page6")
+    mail.outbox.clear()
+    subject = ACTIONS["resend_welcome"].plan(beacon).subject  # the page, shown once
+
+    answers = []
+    for _ in range(2):  # a double click: both POSTs carry what the page showed
+        with django_capture_on_commit_callbacks(execute=True):
+            answers.append(
+                admin_client.post(
+                    act_url(beacon, "resend_welcome"),
+                    {"post": "yes", "subject": subject},
+                    follow=True,
+                ).content.decode()
+            )
+
+    assert len(mail.outbox) == 1
+    assert '<li class="warning">Resend welcome: not done' in answers[1]
+    outcomes = StaffAction.objects.filter(action="beacon.resend_welcome").order_by("id")
+    assert [a.detail["ok"] for a in outcomes] == [True, False]
+
+
+def test_a_stale_page_after_another_resend_is_refused(
+    admin_client, buy, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The window has passed, but the page was shown before someone else's resend."""
+    settings.WELCOME_RESEND_MINUTES = 15
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(welcome, "clock", lambda: now[0])
+    beacon = buy("page7")
+    stale = ACTIONS["resend_welcome"].plan(beacon).subject
+    with django_capture_on_commit_callbacks(execute=True):
+        welcome.welcome_resend_queue(beacon=beacon)  # a colleague, or the customer
+    now[0] += 3600
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = admin_client.post(
+            act_url(beacon, "resend_welcome"), {"post": "yes", "subject": stale}, follow=True
+        )
+
+    assert mail.outbox == []
+    assert "the Beacon changed since the page was shown" in answer.content.decode()
+
+
+def test_within_the_window_the_button_is_disabled_with_when_it_may_again(
+    admin_client, buy, settings, monkeypatch
+):
+    settings.WELCOME_RESEND_MINUTES = 15
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(welcome, "clock", lambda: now[0])
+    beacon = buy("page8")
+    welcome.welcome_resend_queue(beacon=beacon)
+    now[0] += 60
+
+    plan = ACTIONS["resend_welcome"].plan(beacon)
+
+    assert plan.refusal == "it was sent again moments ago; again in 14 minute(s)"
+    assert "it was sent again moments ago" in page(admin_client, beacon)
+
+
+def test_a_resend_that_loses_the_race_is_a_warning_not_a_success(
+    admin_client, buy, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Two staff pages planned before either resend committed: the second act finds the
+    window's row taken and says so as a warning (it used to read as a success)."""
+    settings.WELCOME_RESEND_MINUTES = 15
+    monkeypatch.setattr(welcome, "clock", lambda: 1_800_000_000.0)
+    beacon = buy("page9")
+    welcome.welcome_resend_queue(beacon=beacon)  # the other page's act
+    monkeypatch.setattr(emails_pdfs, "welcome_resend_wait", lambda **kwargs: 0)  # planned before
+    subject = ACTIONS["resend_welcome"].plan(beacon).subject
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = admin_client.post(
+            act_url(beacon, "resend_welcome"), {"post": "yes", "subject": subject}, follow=True
+        ).content.decode()
+
+    assert '<li class="warning">Resend welcome: not sent: the welcome e-mail was sent' in answer
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("refused: the decommission job is busy this moment; try again in a minute", False),
+        ("too late: the decommission is already deleting", False),
+        ("the last suspend job failed; staff must retry it", False),
+        ("suspend job 3 started", True),
+        ("decommission brought forward to now", True),
+    ],
+)
+def test_a_staff_services_answer_becomes_a_status(text, ok):
+    assert plans.service_outcome(text) == plans.Outcome(text=text, ok=ok)
 
 
 def test_restore_links_each_available_snapshot_to_its_own_confirmation(admin_client):

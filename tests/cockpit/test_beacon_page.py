@@ -1,23 +1,21 @@
 """The Beacon page shows what staff need before acting: status badges coloured by CSS class, the
 provider console link, DNS, documents, e-mails with their bodies (never a one-time link),
-snapshots, notes; and notes on the customer's page too."""
+snapshots, notes; the long lists bounded, with a link to all."""
 
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from dns.models import DnsRecord
 from documents.emails import NOT_STORED, email_send_once
 from documents.models import Document, DocumentKind, EmailMessage
 from provisioning.beacon_actions import provider_console_url
-from provisioning.models import Beacon, BeaconStatus, Provider
+from provisioning.beacon_actions.panels import EMAIL_LIMIT, NOTE_LIMIT, TIMELINE_LIMIT
+from provisioning.models import Beacon, BeaconStatus, JobEvent, Provider
 from tests.test_admin import make_beacon, make_job
-from wopr.models import StaffAction, StaffNote
+from wopr.models import StaffNote
 
 pytestmark = pytest.mark.django_db
 
@@ -155,43 +153,88 @@ def test_an_email_body_is_stored_with_its_one_time_link_replaced(mailoutbox):
     assert "your Beacon is ready" in row.body_text
 
 
-# --- notes on the customer's page ------------------------------------------------------------
+# --- long lists are bounded, with a link to all -------------------------------------------
 
 
-def test_a_note_is_added_on_the_customer_page_and_signed(admin_user):
-    beacon = make_beacon()
-    customer = beacon.owner
-    user = get_user_model().objects.create_user(username="ops-notes", is_staff=True)
-    user.groups.add(Group.objects.get(name="operations"))
-    client = Client()
-    client.force_login(user)
-    url = reverse("admin:billing_customer_change", args=[customer.pk])
-    form = client.get(url).content.decode()
-    assert 'name="staff_notes-0-body"' in form
-
-    response = client.post(
-        url,
-        {
-            "email": customer.email,
-            "name": customer.name,
-            "orders-TOTAL_FORMS": "1",
-            "orders-INITIAL_FORMS": "1",
-            "orders-MIN_NUM_FORMS": "0",
-            "orders-MAX_NUM_FORMS": "0",
-            "orders-0-id": str(beacon.order_id),
-            "orders-0-customer": str(customer.pk),
-            "staff_notes-TOTAL_FORMS": "1",
-            "staff_notes-INITIAL_FORMS": "0",
-            "staff_notes-MIN_NUM_FORMS": "0",
-            "staff_notes-MAX_NUM_FORMS": "1000",
-            "staff_notes-0-body": "Prefers e-mail",
-            "staff_notes-0-customer": str(customer.pk),
-        },
+def _fill(beacon: Beacon, events: int, emails: int, notes: int) -> None:
+    """`events` job events, `emails` e-mails and `notes` notes, numbered oldest first."""
+    job = make_job(beacon)
+    JobEvent.objects.bulk_create(
+        JobEvent(job=job, step="s", state=job.state, message=f"event-{i:04}") for i in range(events)
+    )
+    EmailMessage.objects.bulk_create(
+        EmailMessage(
+            idempotency_key=f"bound:{i}",
+            template="welcome",
+            recipient="a@example.com",
+            beacon=beacon,
+            subject=f"mail-{i:04}",
+        )
+        for i in range(emails)
+    )
+    StaffNote.objects.bulk_create(
+        StaffNote(beacon=beacon, author_name="ada", body=f"note-{i:04}") for i in range(notes)
     )
 
-    assert response.status_code == 302, response.content.decode()[:3000]
-    note = StaffNote.objects.get(customer=customer)
-    assert (note.body, note.author, note.author_name) == ("Prefers e-mail", user, "ops-notes")
-    assert StaffAction.objects.filter(action="customer.note", user=user).exists()
-    assert "Prefers e-mail" in client.get(url).content.decode()
-    assert timezone.now() >= note.created_at
+
+def test_the_page_shows_the_newest_events_emails_and_notes_and_links_to_all(admin_client):
+    beacon = make_beacon(status=BeaconStatus.ACTIVE)
+    _fill(beacon, events=TIMELINE_LIMIT + 5, emails=EMAIL_LIMIT + 5, notes=NOTE_LIMIT + 5)
+
+    content = page(admin_client, beacon)
+
+    newest_event, newest_mail, newest_note = (
+        f"event-{TIMELINE_LIMIT + 4:04}",
+        f"mail-{EMAIL_LIMIT + 4:04}",
+        f"note-{NOTE_LIMIT + 4:04}",
+    )
+    assert newest_event in content and "event-0004" not in content and "event-0005" in content
+    assert newest_mail in content and "mail-0004" not in content and "mail-0005" in content
+    assert newest_note in content and "note-0004" not in content and "note-0005" in content
+    assert content.count("cockpit-more") == 3
+    events_url = f"{reverse('admin:provisioning_jobevent_changelist')}?job__beacon={beacon.pk}"
+    mails_url = f"{reverse('admin:documents_emailmessage_changelist')}?beacon={beacon.pk}"
+    notes_url = f"{reverse('admin:wopr_staffnote_changelist')}?beacon={beacon.pk}"
+    for url, newest, oldest in (
+        (events_url, newest_event, "event-0000"),
+        (mails_url, newest_mail, "mail-0000"),
+        (notes_url, newest_note, "note-0000"),
+    ):
+        assert f'href="{url}"' in content
+        listed = admin_client.get(url)
+        assert listed.status_code == 200, url
+        assert newest in listed.content.decode() or oldest in listed.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("changelist", "param", "mine", "theirs"),
+    [
+        ("admin:provisioning_jobevent_changelist", "job__beacon", "event-0000", "event-other"),
+        ("admin:documents_emailmessage_changelist", "beacon", "mail-0000", "mail-other"),
+        ("admin:wopr_staffnote_changelist", "beacon", "note-0000", "note-other"),
+    ],
+)
+def test_the_see_all_links_filter_to_the_beacon(admin_client, changelist, param, mine, theirs):
+    beacon, other = make_beacon(), make_beacon()
+    _fill(beacon, events=1, emails=1, notes=1)
+    JobEvent.objects.create(job=make_job(other), step="s", state="queued", message="event-other")
+    EmailMessage.objects.create(
+        idempotency_key="other", template="welcome", beacon=other, subject="mail-other"
+    )
+    StaffNote.objects.create(beacon=other, author_name="bo", body="note-other")
+
+    response = admin_client.get(reverse(changelist), {param: str(beacon.pk)})
+
+    assert response.status_code == 200
+    assert mine in response.content.decode()
+    assert theirs not in response.content.decode()
+
+
+def test_at_the_bound_nothing_is_left_out_and_no_link_is_shown(admin_client):
+    beacon = make_beacon(status=BeaconStatus.ACTIVE)
+    _fill(beacon, events=TIMELINE_LIMIT, emails=EMAIL_LIMIT, notes=NOTE_LIMIT)
+
+    content = page(admin_client, beacon)
+
+    assert "event-0000" in content and "mail-0000" in content and "note-0000" in content
+    assert "cockpit-more" not in content
