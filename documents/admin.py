@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import admin
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
@@ -10,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from documents.models import Document, EmailMessage
-from wopr.lib.admin import ReadOnlyAdminMixin
+from wopr.lib.admin import FixedChoicesFilter, ReadOnlyAdminMixin
 
 
 @admin.register(Document)
@@ -56,6 +59,17 @@ class DocumentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
 
+class EmailTemplateFilter(FixedChoicesFilter):
+    """E-mails by template: the templates on disk (templates/emails), no DISTINCT query."""
+
+    title = "template"
+    parameter_name = "template"
+
+    def choices_known(self) -> list[str]:
+        folder = Path(settings.BASE_DIR) / "templates" / "emails"
+        return sorted({path.name.split(".")[0] for path in folder.glob("*.subject.txt")})
+
+
 @admin.register(EmailMessage)
 class EmailMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -68,10 +82,9 @@ class EmailMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
         "sent_at",
     )
-    list_filter = ("status", "template")
+    list_filter = ("status", EmailTemplateFilter, ("created_at", admin.DateFieldListFilter))
     search_fields = ("recipient", "subject", "idempotency_key", "provider_message_id")
     list_select_related = ("beacon",)
-    date_hierarchy = "created_at"
     fields = (
         "idempotency_key",
         "template",

@@ -105,3 +105,18 @@ def changelist_defaults_apply(model_admin: admin.ModelAdmin) -> None:
         model_admin.show_full_result_count = False
     if not _chosen_by_class(model_admin, "paginator"):
         model_admin.paginator = BoundedCountPaginator
+
+
+class FixedChoicesFilter(admin.SimpleListFilter):
+    """A filter on one field (`parameter_name`) whose values come from `choices_known()`."""
+
+    def choices_known(self) -> list[str]:
+        raise NotImplementedError
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(value, value) for value in self.choices_known()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() is None:
+            return queryset
+        return queryset.filter(**{self.parameter_name: self.value()})
