@@ -223,6 +223,10 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
         pass
 
 
+# The admin and the Prometheus endpoint (issue 14) are published to the same networks only.
+RESTRICTED_PATHS = ("/admin/", "/admin", "/metrics", "/metrics/")
+
+
 def _caddy_answers(tmp_path: Path, upstream_port: int, **extra: str) -> dict[str, int]:
     site = free_port()
     env = {
@@ -246,13 +250,13 @@ def _caddy_answers(tmp_path: Path, upstream_port: int, **extra: str) -> dict[str
     try:
         base = f"http://127.0.0.1:{site}"
         wait_until(lambda: answers(f"{base}/api/health"), 30, "caddy")
-        return {path: httpx.get(f"{base}{path}").status_code for path in ("/admin/", "/admin")}
+        return {path: httpx.get(f"{base}{path}").status_code for path in RESTRICTED_PATHS}
     finally:
         caddy.terminate()
         caddy.wait(timeout=10)
 
 
-def test_the_caddyfile_lets_only_the_allowed_networks_reach_the_admin(tmp_path):
+def test_the_caddyfile_lets_only_the_allowed_networks_reach_the_admin_and_metrics(tmp_path):
     if not shutil.which("caddy"):
         pytest.skip("caddy is not installed (.ci/run installs it: apt-get install caddy)")
     _Upstream.paths = []
@@ -270,10 +274,12 @@ def test_the_caddyfile_lets_only_the_allowed_networks_reach_the_admin(tmp_path):
     finally:
         upstream.shutdown()
 
-    assert default == {"/admin/": 200, "/admin": 200}  # this host is allowed by default
-    assert "/admin/" in reached
-    assert elsewhere == {"/admin/": 404, "/admin": 404}
-    assert _Upstream.paths and not any(path.startswith("/admin") for path in _Upstream.paths)
+    assert default == dict.fromkeys(RESTRICTED_PATHS, 200)  # this host is allowed by default
+    assert "/admin/" in reached and "/metrics" in reached
+    assert elsewhere == dict.fromkeys(RESTRICTED_PATHS, 404)
+    assert _Upstream.paths and not any(
+        path.startswith(("/admin", "/metrics")) for path in _Upstream.paths
+    )
 
 
 # --- against gunicorn as the container runs it (PostgreSQL) ---------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -17,20 +16,13 @@ from backups.models import BackupSnapshot
 from billing.models import Price
 from installers.models import InstallerRelease
 from provisioning.models import FakeFault
+from tests.staff_roles import staff_client
 from tests.test_admin import make_beacon, make_one_of_everything
 from wopr.audit import staff_action_record
 from wopr.models import StaffAction
 from wopr.roles import OWNER, SUPPORT
 
 pytestmark = pytest.mark.django_db
-
-
-def staff_client(role: str) -> Client:
-    user = get_user_model().objects.create_user(username=f"{role}-user", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_changing_a_price_as_owner_leaves_an_audit_row_naming_owner_price_and_fields():

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from billing.models import OrderRemedy, Price
 from provisioning.models import Provider
+from tests.staff_roles import staff_client
 from tests.test_admin import make_beacon, make_one_of_everything
 from wopr.checks import check_staff_group_roles
 from wopr.roles import (
@@ -24,15 +25,6 @@ from wopr.roles import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def staff_client(role: str) -> Client:
-    """A client signed in as a staff user (not a superuser) whose only group is `role`."""
-    user = get_user_model().objects.create_user(username=f"{role}-user", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def group_permissions(role: str) -> set[str]:

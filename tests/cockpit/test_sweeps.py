@@ -5,25 +5,15 @@ owner's; support runs none; every run is in the audit trail."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.test import Client
 from django.urls import reverse
 
 from provisioning.models import Provider, ProviderHealthCheck, ReconcileRun
+from tests.staff_roles import staff_client
 from wopr.models import StaffAction
 from wopr.roles import OPERATIONS, OWNER, SUPPORT
 from wopr.sweeps_admin import SWEEPS
 
 pytestmark = pytest.mark.django_db
-
-
-def staff_client(role: str) -> Client:
-    user = get_user_model().objects.create_user(username=f"{role}-user", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def sweep_url(kind: str) -> str:
