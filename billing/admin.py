@@ -214,7 +214,13 @@ class OrderAdmin(admin.ModelAdmin):
         "attention",
         "created_at",
     )
-    list_filter = (NeedsAttentionFilter, "status", "stripe_mode", "bundle")
+    list_filter = (
+        NeedsAttentionFilter,
+        "status",
+        "stripe_mode",
+        "bundle",
+        ("created_at", admin.DateFieldListFilter),  # not the date hierarchy's DISTINCT years
+    )
     search_fields = (
         "email",
         "beacon_name",
@@ -223,7 +229,6 @@ class OrderAdmin(admin.ModelAdmin):
         "stripe_customer_id",
     )
     list_select_related = ("bundle", "tier")
-    date_hierarchy = "created_at"
     fieldsets = (
         ("Attention", {"fields": ("needs_attention", "attention_reason")}),
         (

@@ -93,7 +93,6 @@ class JobAdmin(JobActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("kind", "state", StepFilter, ("created_at", admin.DateFieldListFilter))
     search_fields = ("id", "beacon__name", "beacon__fqdn", "last_error")
     list_select_related = ("beacon",)
-    date_hierarchy = "created_at"
     actions = ("retry_job", "cancel_job")
     # Listed explicitly so the callback token's salt and hash can never reach the page.
     fields = (
@@ -142,7 +141,6 @@ class JobEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("level", "state", StepFilter, ("at", admin.DateFieldListFilter))
     search_fields = ("message", "job__beacon__name")
     list_select_related = ("job", "job__beacon")
-    date_hierarchy = "at"
     fields = ("job", "at", "step", "state", "level", "message")
     readonly_fields = fields
 

@@ -167,6 +167,18 @@ def job_due(now: datetime) -> Q:
     return job_lease_free(now) & Q(state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now)
 
 
+def job_untaken(now: datetime, *, since: datetime | None = None) -> Q:
+    """Jobs due by `since` (default `now`) that no worker has taken: what staff and alerts
+    watch. Only a worker's claim makes a job RUNNING; the due-job loop's own short reservation
+    (a lease on a pending or waiting job) is not a worker taking it, so a job the loop keeps
+    handing to workers that never run it still counts. A RUNNING job counts once its
+    worker's lease has run out (`since`: it ran out before then)."""
+    since = since or now
+    return Q(state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=since) & (
+        ~Q(state=JobState.RUNNING) | job_lease_free(since)
+    )
+
+
 class Job(models.Model):
     """One unit of lifecycle work on a Beacon. The row is the truth; queue messages only say
     "look at job X now"."""

@@ -5,7 +5,7 @@ in-process counter would only know its own process: every number here is a query
 rows all processes write. Each query stays bounded, whatever the size of the fleet:
 
 - unfinished jobs, failed jobs and due jobs go through the index on Job(state, next_attempt_at);
-  "due" is provisioning.models.job_due, the due-job loop's own filter (the dashboard uses it too);
+  "due" is provisioning.models.job_untaken: due and not taken by a worker (the dashboard's too);
 - PROVISION jobs (the duration histogram) are at most one per Beacon: the partial unique index
   `job_one_provision_per_beacon` (kind = provision) holds exactly them;
 - job events and e-mails of the window (the last hour, the last day) are found through the
@@ -58,7 +58,7 @@ from provisioning.models import (
     JobState,
     Provider,
     RateLimitBudget,
-    job_due,
+    job_untaken,
 )
 
 # How many of the newest webhook triggers the last-hour numbers look at (the table has no time
@@ -182,7 +182,7 @@ def job_metrics(now: datetime) -> Iterator[Metric]:
     how long the oldest due job has been waiting for a worker."""
     yield _jobs_by_state_and_kind()
     yield from _jobs_failed(now)
-    due = Job.objects.filter(job_due(now)).aggregate(oldest=Min("next_attempt_at"))["oldest"]
+    due = Job.objects.filter(job_untaken(now)).aggregate(oldest=Min("next_attempt_at"))["oldest"]
     yield _gauge(
         "wopr_job_oldest_due_age_seconds",
         "Seconds since the oldest due job (its next attempt time passed, no worker holds it) "

@@ -76,7 +76,7 @@ def plan_regenerate_pdfs(beacon: Beacon) -> ActionPlan:
         else:
             made = f"{localtime(document.created_at):%Y-%m-%d %H:%M}"
             makes.append(
-                f"{kind}: replaced (the stored {document.size_bytes}-byte PDF of {made}, "
+                f"{kind}: replaced (the stored {document.size_bytes}-byte PDF, first made {made}, "
                 f"sha256 {document.sha256[:12]}…)"
             )
     return ActionPlan(

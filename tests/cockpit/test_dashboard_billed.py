@@ -200,6 +200,25 @@ def test_an_unleased_job_due_past_the_limit_is_stuck_and_due_everywhere_alike():
     assert set(jobs_due(NOW)) == {job.pk, Job.objects.get(beacon__name="fresh").pk}
 
 
+def test_a_job_the_loop_keeps_reserving_but_no_worker_runs_is_stuck_and_due():
+    """The due-job loop reserves a due job with a short lease each time it hands it out; a
+    broker or cluster that never runs the message leaves the job pending with a live lease."""
+    job = _waiting_job(
+        "unserved",
+        state="pending",
+        next_attempt_at=NOW - timedelta(minutes=10),
+        lease_expires_at=NOW + timedelta(seconds=20),  # the loop's reservation, just renewed
+    )
+
+    panel = dashboard.jobs_needing_human(NOW)
+
+    assert [(row.beacon_name, row.why) for row in panel.stuck] == [
+        ("unserved", "due but no worker took it")
+    ]
+    assert _oldest_due_age(NOW) == 600
+    assert job.pk not in jobs_due(NOW)  # the engine does not hand it out twice at once
+
+
 def test_a_running_job_whose_lease_ran_out_long_ago_is_stuck_as_a_lost_worker():
     _waiting_job(
         "lost",

@@ -39,7 +39,7 @@ from provisioning.models import (
     Provider,
     ProviderHealthCheck,
     ReconcileRun,
-    job_due,
+    job_untaken,
 )
 from wopr.dashboard.common import (
     LIST_LIMIT,
@@ -114,19 +114,19 @@ def _job_row(job: Job, why: str, since: datetime | None) -> JobRow:
 
 
 def _stuck_filter(now: datetime) -> Q:
-    """Unfinished jobs past a limit: due (provisioning.models.job_due, the engine's own
-    meaning: next attempt passed, no live lease) already OVERDUE ago and still not taken (a
-    claim would have leased it since), or an install silent past the engine's own limits
-    (settings INSTALL_BOOT_LIMIT_SECONDS before the first install stage,
-    INSTALL_PROGRESS_LIMIT_SECONDS after; the engine measures from the server running, whose
-    timeline line is the job's last before the first stage). A running job holding its lease
-    is never stuck here, however old its next_attempt_at (claiming does not move it)."""
+    """Unfinished jobs past a limit: due OVERDUE ago and still not taken by a worker
+    (provisioning.models.job_untaken: the due-job loop's reservation is not a taking), or an
+    install silent past the engine's own limits (settings INSTALL_BOOT_LIMIT_SECONDS before the
+    first install stage, INSTALL_PROGRESS_LIMIT_SECONDS after; the engine measures from the
+    server running, whose timeline line is the job's last before the first stage). A running
+    job holding its lease is never stuck here, however old its next_attempt_at (claiming does
+    not move it)."""
     boot = now - timedelta(seconds=settings.INSTALL_BOOT_LIMIT_SECONDS)
     progress = now - timedelta(seconds=settings.INSTALL_PROGRESS_LIMIT_SECONDS)
     install = Q(step="wait_callback", callback_completed_at__isnull=True) & (
         Q(has_stage=False, last_sign__lt=boot) | Q(has_stage=True, last_sign__lt=progress)
     )
-    return (job_due(now) & job_due(now - OVERDUE)) | install
+    return job_untaken(now, since=now - OVERDUE) | install
 
 
 def _stuck_jobs(now: datetime) -> QuerySet[Job]:
@@ -144,10 +144,12 @@ def _stuck_jobs(now: datetime) -> QuerySet[Job]:
 
 def _stuck_why(job: Job, now: datetime) -> str:
     since = now - OVERDUE
-    lease = job.lease_expires_at
-    if job.next_attempt_at and job.next_attempt_at <= since and (not lease or lease < since):
-        expired = job.state == JobState.RUNNING and lease
-        return "its worker's lease expired" if expired else "due but no worker took it"
+    if job.next_attempt_at and job.next_attempt_at <= since:
+        if job.state != JobState.RUNNING:
+            return "due but no worker took it"
+        lease = job.lease_expires_at
+        if not lease or lease < since:
+            return "its worker's lease expired"
     return "the Beacon's install has gone silent past its limit"
 
 
