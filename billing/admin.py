@@ -33,10 +33,9 @@ from billing.models import (
 from billing.remedy_admin import OrderRemedyAdmin
 from billing.subscriptions import money_display
 from wopr.lib.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline, admin_link
-from wopr.notes import staff_note_view, staff_notes_table
+from wopr.notes import NOTE_LIMIT, staff_note_view, staff_notes_table
 
 # The customer's page shows the newest notes; the rest are a link away (wopr.notes).
-NOTE_LIMIT = 50
 
 
 @admin.register(Bundle)

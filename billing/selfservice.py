@@ -18,7 +18,7 @@ from billing.models import Customer, Order, StripeMode
 from billing.subscriptions import ENDED_STATUSES, subscription_answer_record
 from billing.webhooks import stripe_api_key
 from provisioning.models import Beacon, BeaconStatus
-from provisioning.welcome import WelcomeResendTooSoon, welcome_resend_queue, welcome_send
+from provisioning.welcome import WelcomeResendTooSoon, welcome_resend_queue
 
 logger = logging.getLogger(__name__)
 
@@ -258,9 +258,3 @@ def welcome_resend_request(*, beacon: Beacon) -> str:
     except WelcomeResendTooSoon as error:
         message = "The welcome e-mail was sent again moments ago."
         raise TooSoon(message, error.retry_after) from None
-
-
-def welcome_resend(*, beacon_id: str, key: str) -> str:
-    """Send the welcome e-mail (with the Beacon's documents) under `key` (the task's work)."""
-    beacon = Beacon.objects.select_related("order", "bundle", "tier").get(pk=beacon_id)
-    return str(welcome_send(beacon=beacon, key=key).status)

@@ -31,10 +31,12 @@ def trial_ending_notify(order_id: str, trial_end: int) -> str:
 
 
 def welcome_resend(beacon_id: str, key: str) -> str:
-    """The welcome e-mail a customer asked for again (sent once per key)."""
-    from billing.selfservice import welcome_resend as _welcome_resend
+    """Kept for messages queued under this name before the resend moved to provisioning
+    (provisioning.welcome.welcome_resend_queue queues provisioning.tasks.welcome_resend):
+    remove once no such message can be waiting."""
+    from provisioning.tasks import welcome_resend as _welcome_resend
 
-    return _welcome_resend(beacon_id=beacon_id, key=key)
+    return _welcome_resend(beacon_id, key)
 
 
 def order_remedy_run(remedy_id: int) -> str:

@@ -179,10 +179,6 @@ def job_enqueue(job_id: uuid.UUID | str) -> None:
     )
 
 
-def _lease_free(now: datetime) -> Q:
-    return job_lease_free(now)
-
-
 def _due(now: datetime) -> Any:
     return Job.objects.filter(job_due(now)).order_by("next_attempt_at")
 
@@ -211,7 +207,7 @@ def jobs_dispatch_due(*, limit: int = 100) -> list[uuid.UUID]:
         ids = list(due.values_list("id", flat=True)[:limit])
         if not ids:
             return []
-        Job.objects.filter(_lease_free(now), pk__in=ids).update(
+        Job.objects.filter(job_lease_free(now), pk__in=ids).update(
             lease_token=token, lease_expires_at=now + DISPATCH_LEASE
         )
         claimed = list(
@@ -230,7 +226,7 @@ def jobs_dispatch_due(*, limit: int = 100) -> list[uuid.UUID]:
 def _claim(job_id: uuid.UUID | str, handed: uuid.UUID | str | None) -> uuid.UUID | None:
     """Lease the job if it is due and free (or reserved for us by the due-job loop)."""
     token, now = uuid.uuid4(), timezone.now()
-    free = _lease_free(now) | Q(lease_token=handed) if handed else _lease_free(now)
+    free = job_lease_free(now) | Q(lease_token=handed) if handed else job_lease_free(now)
     claimed = Job.objects.filter(
         free, pk=job_id, state__in=UNFINISHED_JOB_STATES, next_attempt_at__lte=now
     ).update(

@@ -20,6 +20,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from wopr.audit import staff_action_write
 from wopr.lib.admin import ReadOnlyAdminMixin
 from wopr.models import StaffAction, StaffIdentity, StaffNote
 
@@ -181,13 +182,14 @@ def log_entry_copy(sender: Any, instance: LogEntry, created: bool, **kwargs: Any
     and write no LogEntry, so nothing is copied twice and no entry needs guessing about."""
     if not created or kwargs.get("raw"):
         return
-    StaffAction.objects.create(
-        user_id=instance.user_id,
-        username=instance.user.get_username() if instance.user_id else "(system)",
+    staff_action_write(
+        user=instance.user if instance.user_id else None,
         action=LOG_ENTRY_ACTIONS.get(instance.action_flag, "admin.other"),
-        target_type=_label_lower(instance.content_type_id),
-        target_id=str(instance.object_id or "")[:64],
-        target_repr=(instance.object_repr or "")[:200],
+        target=(
+            _label_lower(instance.content_type_id),
+            str(instance.object_id or ""),
+            instance.object_repr or "",
+        ),
         outcome=str(instance.get_change_message()),
     )
 

@@ -23,6 +23,8 @@ from wopr.lib.admin import html_table
 from wopr.models import StaffNote
 
 NOTE_MAX_CHARS = 5000
+# Notes shown on a Beacon's or a customer's page before the "see all" link.
+NOTE_LIMIT = 50
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,10 @@ from django.utils.timezone import localtime
 from documents.models import EmailMessage
 from provisioning.models import Beacon, JobEvent
 from wopr.lib.admin import admin_link, html_table
-from wopr.notes import staff_notes_table
+from wopr.notes import NOTE_LIMIT, staff_notes_table
 
 TIMELINE_LIMIT = 200
 EMAIL_LIMIT = 20
-NOTE_LIMIT = 50
 
 
 def badge(value: str, label: str) -> SafeString:
