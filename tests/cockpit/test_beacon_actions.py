@@ -5,6 +5,8 @@ a button that cannot apply with a message, and leaves a line in the audit trail.
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 from pathlib import Path
 
 import pytest
@@ -54,12 +56,14 @@ def page(client: Client, beacon: Beacon) -> str:
 @pytest.fixture
 def confirm(django_capture_on_commit_callbacks):
     """GET the confirmation page, then POST its answer as the page would (post=yes and the
-    plan's subject); everything enqueued after commit runs inline. Returns the final page."""
+    subject the page carries, which must be the plan's); everything enqueued after commit runs
+    inline. Returns the final page."""
 
     def _confirm(client: Client, beacon: Beacon, action: str) -> str:
         shown = client.get(act_url(beacon, action))
         assert shown.status_code == 200
-        subject = ACTIONS[action].plan(Beacon.objects.get(pk=beacon.pk)).subject
+        subject = html.unescape(re.search(r'name="subject" value="([^"]*)"', shown.text)[1])
+        assert subject == ACTIONS[action].plan(Beacon.objects.get(pk=beacon.pk)).subject
         with django_capture_on_commit_callbacks(execute=True):
             answer = client.post(
                 act_url(beacon, action), {"post": "yes", "subject": subject}, follow=True

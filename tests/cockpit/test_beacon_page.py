@@ -195,15 +195,16 @@ def test_the_page_shows_the_newest_events_emails_and_notes_and_links_to_all(admi
     events_url = f"{reverse('admin:provisioning_jobevent_changelist')}?job__beacon={beacon.pk}"
     mails_url = f"{reverse('admin:documents_emailmessage_changelist')}?beacon={beacon.pk}"
     notes_url = f"{reverse('admin:wopr_staffnote_changelist')}?beacon={beacon.pk}"
-    for url, newest, oldest in (
-        (events_url, newest_event, "event-0000"),
-        (mails_url, newest_mail, "mail-0000"),
-        (notes_url, newest_note, "note-0000"),
+    for url, newest, oldest, limit in (
+        (events_url, newest_event, "event-0000", TIMELINE_LIMIT),
+        (mails_url, newest_mail, "mail-0000", EMAIL_LIMIT),
+        (notes_url, newest_note, "note-0000", NOTE_LIMIT),
     ):
         assert f'href="{url}"' in content
         listed = admin_client.get(url)
         assert listed.status_code == 200, url
         assert newest in listed.content.decode() or oldest in listed.content.decode()
+        assert listed.context["cl"].result_count > limit, url  # it reaches what the page left
 
 
 @pytest.mark.parametrize(

@@ -114,9 +114,10 @@ def test_recent_failed_jobs_and_jobs_past_their_limit_need_a_human(settings):
     assert panel.stuck_count == 3
     assert {row.beacon_name for row in panel.stuck} == {"due", "silent", "unbooted"}
     why = {row.beacon_name: row.why for row in panel.stuck}
+    why_url = {row.beacon_name: row.job_url for row in panel.stuck}
     assert why["due"] == "due but no worker took it"
-    assert "install" in why["silent"]
-    assert overdue.beacon.name == "due"
+    assert why["silent"] == why["unbooted"] == "the Beacon's install has gone silent past its limit"
+    assert why_url["due"] == f"/admin/provisioning/job/{overdue.pk}/change/"
 
 
 def test_paid_orders_without_a_built_beacon_and_queued_refunds_need_a_human():
@@ -254,7 +255,7 @@ def test_cost_against_revenue_totals_live_beacons_and_lists_the_thinnest_margins
     assert [row.name for row in panel.thinnest] == ["dear", "cheap"]
     assert panel.thinnest[1].snapshot_cost == Decimal("0.50")
     assert panel.thinnest[0].revenue_cents == round(yearly / 12)
-    assert dear.status == "suspended"
+    assert panel.thinnest[0].url.endswith(f"/{dear.pk}/change/")  # a suspended Beacon is live
 
 
 def test_provisioning_times_are_p50_and_p90_minutes_per_day():
