@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core import mail
@@ -19,7 +18,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Order, Tier
-from billing.simulation import checkout_completed_event, encode, sign
 from documents.models import Document, EmailMessage
 from documents.services import document_path
 from provisioning import tasks, welcome
@@ -73,27 +71,6 @@ def confirm(django_capture_on_commit_callbacks):
         return answer.content.decode()
 
     return _confirm
-
-
-@pytest.fixture
-def buy(client, django_capture_on_commit_callbacks):
-    """A Beacon bought through a signed checkout event and provisioned on the fake cloud."""
-
-    def _buy(name: str, **kwargs) -> Beacon:
-        payload = encode(checkout_completed_event(beacon_name=name, **kwargs))
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(
-                "/api/webhook/stripe",
-                payload,
-                content_type="application/json",
-                HTTP_STRIPE_SIGNATURE=sign(payload, settings.STRIPE_TEST_WEBHOOK_SECRET),
-            )
-        assert response.status_code == 200
-        beacon = Beacon.objects.select_related("order").get(name=name)
-        assert beacon.status == BeaconStatus.ACTIVE
-        return beacon
-
-    return _buy
 
 
 def failed_beacon() -> Beacon:

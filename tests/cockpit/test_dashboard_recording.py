@@ -6,11 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 
 from billing.models import Order
-from billing.simulation import checkout_completed_event, encode, sign
+from billing.simulation import checkout_completed_event
 from provisioning.models import Beacon, Provider, ProviderHealthCheck
 from tests.factories import OrderFactory
+from tests.test_flow import post_event
 
 pytestmark = pytest.mark.django_db
 
@@ -19,13 +21,9 @@ LOCATION = "fake-eu-central"
 
 
 def _buy(client, django_capture_on_commit_callbacks, **event):
-    payload = encode(checkout_completed_event(**event))
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(
-            "/api/webhook/stripe",
-            payload,
-            content_type="application/json",
-            HTTP_STRIPE_SIGNATURE=sign(payload, "whsec_test_secret"),
+        response = post_event(
+            client, checkout_completed_event(**event), secret=settings.STRIPE_TEST_WEBHOOK_SECRET
         )
     assert response.status_code == 200
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from prometheus_client.parser import text_string_to_metric_families
 
-from billing.simulation import checkout_completed_event, encode, sign
+from billing.simulation import checkout_completed_event
 from documents.models import EmailMessage, EmailStatus
 from provisioning.models import Beacon
+from tests.test_flow import post_event
 from wopr.lib.redact import redact
 
 pytestmark = pytest.mark.django_db
@@ -111,13 +113,8 @@ def test_the_token_is_redacted_like_every_other_secret():
 
 def buy(client, name: str) -> None:
     """A signed checkout through the real webhook view, its enqueued work run inline."""
-    payload = encode(checkout_completed_event(beacon_name=name, bundle="starter", tier="t1"))
-    response = client.post(
-        "/api/webhook/stripe",
-        payload,
-        content_type="application/json",
-        HTTP_STRIPE_SIGNATURE=sign(payload, "whsec_test_secret"),
-    )
+    event = checkout_completed_event(beacon_name=name, bundle="starter", tier="t1")
+    response = post_event(client, event, secret=settings.STRIPE_TEST_WEBHOOK_SECRET)
     assert response.status_code == 200, response.content[:300]
 
 
