@@ -4,6 +4,8 @@ the deletion date never moves."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -363,3 +365,22 @@ def test_a_window_of_a_cancelled_decommission_does_not_power_on_the_next_one(
     assert bought.refresh().beacon.export_until is None
     assert not powered_on(bought.beacon)
     assert len(power_ons) == 1  # the export window's (the resume found the server on)
+
+
+def test_power_on_for_export_from_the_beacon_page_says_until_when_and_powers_on_once(
+    cancelled, admin_client, django_capture_on_commit_callbacks, power_ons
+):
+    bought = cancelled("exp-page")
+    url = reverse("admin:provisioning_beacon_act", args=[bought.beacon.pk, "export"])
+    shown = admin_client.get(url).content.decode()
+    subject = html.unescape(re.search(r'name="subject" value="([^"]*)"', shown)[1])
+    assert not powered_on(bought.beacon)  # the page only says what will happen
+
+    for _ in range(2):  # a second press from the same page powers on nothing more
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = admin_client.post(url, {"post": "yes", "subject": subject}, follow=True)
+        assert answer.status_code == 200
+
+    bought.beacon.refresh_from_db()
+    assert powered_on(bought.beacon) and bought.beacon.export_until is not None
+    assert power_ons == [bought.beacon.provider_server_id]
